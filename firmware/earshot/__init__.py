@@ -1,0 +1,1 @@
+# earshot firmware package (MicroPython). See main.py for how the pieces are put together.

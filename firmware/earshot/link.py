@@ -1,0 +1,175 @@
+# The receiver link: one TCP connection kept up between sessions, speaking Wyoming
+# events (a JSON header line, optional payload). It says hello, sends heartbeats,
+# notices a dead receiver and reconnects with backoff that keeps an idle board within
+# DESIGN.md P1 (a few hundred bytes per 10 minutes). Audio goes out through Session.
+import asyncio
+import json
+import random
+
+import time
+from micropython import const
+
+from earshot.log import Logger, value
+from earshot.mic import FRAME_BYTES, FRAME_MS
+
+_HEARTBEAT_MS = const(20000)
+_PONG_TIMEOUT_MS = const(6000)
+_CONNECT_TIMEOUT_MS = const(5000)
+_BACKOFF_MIN_MS = const(1000)
+_BACKOFF_MAX_MS = const(60000)
+_HEALTHY_MS = const(60000)  # backoff resets only once a link has stayed up this long
+
+_log = Logger("link")
+
+
+def event(kind, data=None):
+    # One Wyoming event without payload.
+    head = {"type": kind}
+    if data:
+        head["data"] = data
+    return json.dumps(head).encode() + b"\n"
+
+
+class ChunkBuffer:
+    # One preallocated audio-chunk event (header + 20 ms of PCM). The timestamp field is
+    # space-padded JSON so it can be rewritten in place without allocating.
+    _HEAD = b'{"type":"audio-chunk","data":{"rate":16000,"width":2,"channels":1,"timestamp":          },"payload_length":640}\n'
+
+    def __init__(self):
+        self.buf = bytearray(len(self._HEAD) + FRAME_BYTES)
+        self.buf[:len(self._HEAD)] = self._HEAD
+        self._ts_end = self._HEAD.find(b"}") - 1  # last digit position
+        self._head_len = len(self._HEAD)
+
+    def fill(self, timestamp_ms, pcm):
+        buf = self.buf
+        i = self._ts_end
+        v = timestamp_ms
+        while i > self._ts_end - 10:
+            buf[i] = 48 + v % 10 if (v or i == self._ts_end) else 32
+            v //= 10
+            i -= 1
+        buf[self._head_len:] = pcm
+        return buf
+
+
+class Link:
+    def __init__(self, open_connection, host, port, device, firmware, on_change):
+        self._open = open_connection
+        self._host = host
+        self._port = port
+        self._hello = event("hello", {"device": device, "firmware": firmware})
+        self._on_change = on_change  # called with True/False when the link comes or goes
+        self.up = False
+        self._writer = None
+        self._backoff = _BACKOFF_MIN_MS
+
+    async def run(self):
+        while True:
+            started = time.ticks_ms()
+            try:
+                await self._serve()
+            except (OSError, asyncio.TimeoutError, ValueError) as e:
+                _log.warn("down", "receiver=" + self._where() + " error=" + value(_why(e)))
+            self._close()
+            if time.ticks_diff(time.ticks_ms(), started) >= _HEALTHY_MS:
+                self._backoff = _BACKOFF_MIN_MS
+            wait = self._backoff + random.getrandbits(10) * self._backoff // 4096
+            self._backoff = min(_BACKOFF_MAX_MS, self._backoff * 2)
+            await asyncio.sleep_ms(wait)
+
+    async def _serve(self):
+        reader, self._writer = await asyncio.wait_for_ms(
+            self._open(self._host, self._port), _CONNECT_TIMEOUT_MS)
+        await self.send(self._hello)
+        self._set_up(True)
+        waiting_pong = False
+        while True:
+            try:
+                line = await asyncio.wait_for_ms(
+                    reader.readline(), _PONG_TIMEOUT_MS if waiting_pong else _HEARTBEAT_MS)
+            except asyncio.TimeoutError:
+                if waiting_pong:
+                    raise OSError("no pong")
+                await self.send(event("ping"))
+                waiting_pong = True
+                continue
+            if not line:
+                raise OSError("closed by receiver")
+            kind = json.loads(line).get("type")
+            if kind == "pong":
+                waiting_pong = False
+            else:
+                _log.info("event", "type=" + value(kind))
+
+    async def send(self, data):
+        # Raises OSError if the link is down or the write fails.
+        if self._writer is None:
+            raise OSError("link down")
+        self._writer.write(data)
+        await self._writer.drain()
+
+    def _set_up(self, up):
+        if up != self.up:
+            self.up = up
+            _log.info("up" if up else "lost", "receiver=" + self._where())
+        self._on_change(up)
+
+    def drop(self):
+        # Closes the connection at once; run() notices and reconnects after a backoff.
+        if self._writer is not None:
+            self._writer.close()
+
+    def _close(self):
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except OSError:
+                pass
+            self._writer = None
+        self._set_up(False)
+
+    def _where(self):
+        return self._host + ":" + str(self._port)
+
+    def deinit(self):
+        self._close()
+
+
+def _why(e):
+    return e.args[0] if e.args else type(e).__name__
+
+
+class Session:
+    # Streams one session: audio-start, then every frame from `first` on as audio-chunk
+    # events, then audio-stop once the app sets `end`. Frames the capture overwrote
+    # before they could be sent are dropped (oldest first) and counted.
+    def __init__(self, link, ring, chunk):
+        self._link = link
+        self._ring = ring
+        self._chunk = chunk
+        self.number = 0
+
+    async def stream(self, first, trigger, stop):
+        # `stop()` returns the end frame index once the session should end, else -1.
+        self.number += 1
+        link, ring = self._link, self._ring
+        await link.send(event("audio-start", {"rate": 16000, "width": 2, "channels": 1, "timestamp": 0,
+                                              "session": self.number, "trigger": trigger}))
+        k = first
+        dropped = 0
+        while True:
+            end = stop()
+            if 0 <= end <= k:
+                break
+            if k >= ring.written:
+                await asyncio.sleep_ms(FRAME_MS // 2)
+                continue
+            oldest = ring.oldest()
+            if k < oldest:
+                dropped += oldest - k
+                k = oldest
+            await link.send(self._chunk.fill((k - first) * FRAME_MS, ring.frame(k)))
+            k += 1
+        await link.send(event("audio-stop", {"timestamp": (k - first) * FRAME_MS, "dropped": dropped}))
+        return k - first, dropped

@@ -1,0 +1,116 @@
+# The audio path: I2S slots -> 16-bit PCM in a ring of frames that is both the pre-roll
+# (about 1 s, continuously overwritten, RAM only) and the drop-oldest send queue.
+# Nothing here allocates per frame: buffers are made once, the conversion is viper.
+import array
+
+import micropython
+from micropython import const
+
+FRAME_SAMPLES = const(320)  # 20 ms at 16 kHz
+FRAME_BYTES = const(640)  # 16-bit mono PCM
+FRAME_MS = const(20)
+_SLOT_BYTES = const(4)  # INMP441: 24-bit sample left-justified in a 32-bit slot
+
+# Conversion state, one int32 each (viper functions take few arguments).
+_GAIN = const(0)  # Q6 gain: 64 = 0 dB
+_DC_ON = const(1)
+_DC_ACC = const(2)  # DC estimate, Q8 of the 20-bit sample
+
+
+@micropython.viper
+def _convert(src, dst, n: int, state) -> int:
+    # 32-bit slots -> s16 PCM with DC removal and gain; returns the sum of |sample|.
+    # Sample maths stays within +/-2**30: 20-bit sample x Q6 gain <= 640 (+20 dB).
+    s = ptr32(src)
+    d = ptr16(dst)
+    st = ptr32(state)
+    gain = st[_GAIN]
+    dc_on = st[_DC_ON]
+    acc = st[_DC_ACC]
+    total = 0
+    i = 0
+    while i < n:
+        x = int(uint(s[i]) >> 12)  # top 20 bits: the 16-bit sample x 16, plus 4 more
+        if x & 0x80000:
+            x -= 0x100000
+        if dc_on:
+            acc += ((x << 8) - acc) >> 10  # one-pole DC tracker, ~2.5 Hz at 16 kHz
+            x -= acc >> 8
+        y = (x * gain) >> 10
+        if y > 32767:
+            y = 32767
+        elif y < -32768:
+            y = -32768
+        d[i] = y
+        total += y if y >= 0 else -y
+        i += 1
+    st[_DC_ACC] = acc
+    return total
+
+
+def gain_q6(gain_db):
+    # 10**(dB/20) in Q6, by integer steps of 1 dB (no floats on the board's hot path).
+    g = 64 << 8  # Q14 intermediate for precision
+    step_up, step_down = 18383, 14602  # 10**(1/20) and 10**(-1/20) in Q14
+    for _ in range(abs(gain_db)):
+        g = (g * (step_up if gain_db > 0 else step_down)) >> 14
+    return (g + 128) >> 8
+
+
+class FrameRing:
+    # N frames of PCM; `written` counts frames since the mic started. Frame k lives in
+    # slot k % N until frame k + N overwrites it.
+    def __init__(self, frames):
+        self.count = frames
+        self._buf = bytearray(frames * FRAME_BYTES)
+        mv = memoryview(self._buf)
+        self._slots = [mv[i * FRAME_BYTES:(i + 1) * FRAME_BYTES] for i in range(frames)]
+        self.written = 0
+
+    def frame(self, k):
+        return self._slots[k % self.count]
+
+    def oldest(self):
+        # The oldest frame still held intact (the slot of `written` is written next).
+        return self.written - self.count + 1 if self.written >= self.count else 0
+
+    def reset(self):
+        self.written = 0
+
+
+class Mic:
+    def __init__(self, open_i2s, ring, gain_db, dc_removal):
+        self._open_i2s = open_i2s
+        self._i2s = None
+        self.ring = ring
+        self._raw = bytearray(FRAME_SAMPLES * _SLOT_BYTES)
+        self._state = array.array("i", [gain_q6(gain_db), 1 if dc_removal else 0, 0])
+        self.level = 0  # mean |sample| of the last frame, for the end-of-speech detector
+
+    @property
+    def on(self):
+        return self._i2s is not None
+
+    def start(self):
+        if self._i2s is None:
+            self._i2s = self._open_i2s(FRAME_BYTES * 2)
+            self._state[_DC_ACC] = 0
+            self.ring.reset()
+
+    def stop(self):
+        # Deinit stops the I2S clock: the mic is physically off.
+        if self._i2s is not None:
+            self._i2s.deinit()
+            self._i2s = None
+
+    def capture(self):
+        # Blocks for one frame (the DMA paces it), converts it into the ring; returns
+        # the new frame. Raises OSError if the I2S delivers a short read.
+        n = self._i2s.readinto(self._raw)
+        if n != FRAME_SAMPLES * _SLOT_BYTES:
+            raise OSError("short I2S read")
+        ring = self.ring
+        pcm = ring.frame(ring.written)
+        self.level = _convert(self._raw, pcm, FRAME_SAMPLES, self._state) // FRAME_SAMPLES
+        ring.written += 1
+        return pcm

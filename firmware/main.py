@@ -1,0 +1,64 @@
+# Composition root: pin map + settings -> hardware -> logic objects -> asyncio.run.
+# A bad pin map stops here with one console line (no crash loop); a bad settings file
+# boots on defaults (see earshot/settings.py).
+import asyncio
+
+from earshot import board, settings
+from earshot.app import App
+from earshot.detector import NoDetector
+from earshot.link import ChunkBuffer, Link, Session
+from earshot.log import Logger, value
+from earshot.mic import FRAME_MS, FrameRing, Mic
+from earshot.ring import Ring
+from earshot.vad import EndOfSpeech
+
+FIRMWARE = "earshot-0.1"
+_SEND_SLACK_FRAMES = 14  # queue beyond the pre-roll: 280 ms of network hiccup
+
+_log = Logger("main")
+
+
+def build(hw, cfg):
+    ring = FrameRing(max(cfg["preroll_ms"] // FRAME_MS, 1) + _SEND_SLACK_FRAMES)
+    mic = Mic(hw.open_mic, ring, cfg["gain_db"], cfg["dc_removal"])
+    app = None
+
+    def on_link(up):
+        app.on_link(up)
+
+    async def open_connection(host, port):
+        if not hw.wifi_connected(cfg["wifi_ssid"], cfg["wifi_password"]):
+            raise OSError("no Wi-Fi")
+        return await hw.open_connection(host, port)
+
+    link = Link(open_connection, cfg["receiver_host"], cfg["receiver_port"], cfg["device"], FIRMWARE, on_link)
+    vad = EndOfSpeech(cfg["vad_hangover_ms"] // FRAME_MS, cfg["vad_min_level"], 4000 // FRAME_MS)
+    app = App(hw, cfg, mic, Ring(hw.ring, cfg["brightness"]), link, Session(link, ring, ChunkBuffer()),
+              NoDetector(), vad)
+    return app
+
+
+def _on_task_error(loop, context):
+    _log.error("task_failed", "error=" + value(repr(context.get("exception"))))
+
+
+def main():
+    _log.info("boot", "firmware=" + FIRMWARE)
+    try:
+        pins = board.load_pinmap()
+    except board.BoardError as e:
+        _log.error("board", "error=" + value(e) + " action=halted")
+        return
+    cfg = settings.load()
+    hw = board.Hardware(pins)
+    app = build(hw, cfg)
+    _log.info("ready", "board=" + value(hw.name) + " device=" + value(cfg["device"]))
+    asyncio.get_event_loop().set_exception_handler(_on_task_error)
+    try:
+        asyncio.run(app.run())
+    finally:
+        app.deinit()
+        asyncio.new_event_loop()
+
+
+main()

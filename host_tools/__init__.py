@@ -1,0 +1,1 @@
+# earshot host tools: the `earshot` command and the virtual board.

@@ -1,0 +1,38 @@
+# The `earshot` command table: each subcommand is (module, help). The module provides
+# add_arguments(parser) and run(args). Modules keep heavy imports (numpy, matplotlib)
+# inside run(), so building the parser stays fast.
+import argparse
+import importlib
+import sys
+
+from host_tools.errors import CommandError
+
+COMMANDS = {
+    "sim": ("host_tools.sim.runner", "run the firmware on the virtual board"),
+    "receive": ("host_tools.receiver", "receive audio sessions from boards and store them"),
+    "audit": ("host_tools.audit", "check a trace against the privacy invariants P1-P4"),
+    "plot": ("host_tools.plot", "draw a trace as a timeline PNG"),
+}
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="earshot", description="earshot host tools")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(cmd)
+        cmd.set_defaults(handler=module.run)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args) or 0
+    except CommandError as e:
+        print(f"earshot: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("earshot: interrupted", file=sys.stderr)
+        return 130

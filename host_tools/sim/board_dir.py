@@ -1,0 +1,74 @@
+# The virtual board's filesystem is a folder. Like `earshot deploy` on a real board, a run
+# puts the firmware, the pin map and the settings there; the rest of the folder (settings
+# the firmware saved, e.g. mute) survives between runs and power cycles.
+import json
+import shutil
+from pathlib import Path
+
+from host_tools.errors import CommandError
+from host_tools.paths import BOARDS, FIRMWARE
+
+
+def known_boards():
+    return sorted(p.stem for p in BOARDS.glob("*.json"))
+
+
+def pinmap(name):
+    path = BOARDS / f"{name}.json"
+    if not path.is_file():
+        raise CommandError(f"unknown board {name!r}; known boards: {', '.join(known_boards())}")
+    return json.loads(path.read_text())
+
+
+def prepare(folder, board, settings_file=None, overrides=None):
+    # Installs firmware + board.json (+ settings) into the folder; returns a list of notes.
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    pins = pinmap(board)
+    for old in (folder / "earshot").glob("*.py"):
+        old.unlink()
+    (folder / "earshot").mkdir(exist_ok=True)
+    for src in FIRMWARE.rglob("*.py"):
+        dst = folder / src.relative_to(FIRMWARE)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+    (folder / "board.json").write_text(json.dumps(pins, indent=1))
+    settings = folder / "settings.json"
+    if settings_file is not None:
+        try:
+            shutil.copyfile(settings_file, settings)
+        except OSError as e:
+            raise CommandError(f"cannot read settings file {settings_file}: {e.strerror}")
+    return _apply_overrides(settings, overrides or {}), pins
+
+
+def _apply_overrides(settings, overrides):
+    # The simulator points the board at its receiver. A file the firmware cannot read is
+    # left exactly as it is, so the firmware's own handling of it is what gets tested.
+    if not overrides:
+        return []
+    try:
+        current = json.loads(settings.read_text()) if settings.exists() else {}
+    except (ValueError, UnicodeDecodeError):
+        return [f"{settings.name} is not valid JSON; left as is (the board will boot on defaults)"]
+    if not isinstance(current, dict):
+        return [f"{settings.name} is not a JSON object; left as is"]
+    current.update(overrides)
+    tmp = settings.with_suffix(".tmp")
+    tmp.write_text(json.dumps(current, indent=1))
+    tmp.replace(settings)
+    return []
+
+
+def parse_set(items):
+    # --set key=value: value parsed as JSON when it can be (numbers, true/false), else text.
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise CommandError(f"--set wants KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw
+    return out

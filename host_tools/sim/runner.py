@@ -1,0 +1,213 @@
+# `earshot sim`: the firmware on the virtual board. The host side prepares the board's
+# folder and the input audio, starts a receiver, runs MicroPython with the shims, turns
+# its output into the trace, plays the scripted world that needs the host (power cuts,
+# receiver outages) and tells the user what happened.
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from host_tools.errors import CommandError
+from host_tools.paths import DATA
+from host_tools.sim import board_dir
+from host_tools.sim.view import Console
+
+SHIMS = Path(__file__).resolve().parent / "shims"
+DEMO_WAV = DATA / "demo.wav"
+POWER_OFF_S = 1.0  # how long the plug stays out in a power cycle
+SHORT_PRESS_S = 0.15
+
+
+def add_arguments(p):
+    p.add_argument("--wav", default=str(DEMO_WAV), help="what the microphone hears (default: the bundled demo)")
+    p.add_argument("--board", default="sim", help="pin map from boards/ (default: sim)")
+    p.add_argument("--board-dir", default="sim-board", help="the board's filesystem folder, kept between runs")
+    p.add_argument("--settings", help="settings.json to install on the board before boot (copied as is)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one setting")
+    p.add_argument("--press", action="append", type=float, default=[], metavar="T", help="short press at T seconds")
+    p.add_argument("--hold", action="append", default=[], metavar="T:SECONDS", help="hold the button (1.5 s mutes)")
+    p.add_argument("--power-cycle", action="append", type=float, default=[], metavar="T", help="pull the plug at T")
+    p.add_argument("--receiver-outage", action="append", default=[], metavar="T:SECONDS",
+                   help="stop the built-in receiver at T, start it again SECONDS later")
+    p.add_argument("--receiver", metavar="HOST:PORT", help="stream to this receiver instead of starting one")
+    p.add_argument("--recordings", default="recordings", help="where the built-in receiver stores sessions")
+    p.add_argument("--trace", metavar="FILE", help="write the trace (JSON lines) here")
+    p.add_argument("--realtime", action="store_true", help="pace the audio to the wall clock")
+    p.add_argument("--live", action=argparse_bool(), default=None, help="live ring line (default: on a terminal)")
+
+
+def argparse_bool():
+    import argparse
+
+    return argparse.BooleanOptionalAction
+
+
+def run(args):
+    from host_tools.audio import load_wav
+
+    pcm, notes = load_wav(args.wav)
+    presses = _presses(args.press, args.hold)
+    outages = [_pair(o, "--receiver-outage") for o in args.receiver_outage]
+    console = Console(live=args.live)
+    for note in notes:
+        console.line(f"earshot sim: {args.wav}: {note}")
+    with tempfile.TemporaryDirectory(prefix="earshot-sim-") as tmp:
+        audio = Path(tmp) / "mic.i32"
+        # What an INMP441 delivers: each sample left-justified in a 32-bit slot.
+        (pcm.astype("<i4") << 16).astype("<i4").tofile(audio)
+        receiver = _start_receiver(args)
+        host, port = (receiver.host, receiver.port) if receiver else _host_port(args.receiver)
+        board_notes, pins = board_dir.prepare(args.board_dir, args.board, args.settings,
+                                              {"receiver_host": host, "receiver_port": port,
+                                               **board_dir.parse_set(args.set)})
+        for note in board_notes:
+            console.line(f"earshot sim: {note}")
+        trace_path = Path(args.trace) if args.trace else Path(tmp) / "trace.jsonl"
+        world = {"board": args.board, "wav": str(Path(args.wav).resolve()), "audio": str(audio), "input_samples": len(pcm), "input_s": len(pcm) / 16000,
+                 "board_dir": str(Path(args.board_dir).resolve()), "button_pin": pins["button"]["pin"],
+                 "presses": presses, "outages": outages, "realtime": args.realtime, "drain_s": 75.0}
+        started = time.monotonic()
+        try:
+            end_t = _run_board(world, sorted(args.power_cycle), trace_path, console, receiver)
+        finally:
+            console.close()
+            if receiver:
+                receiver.wait_idle(5)
+                receiver.stop()
+        wall = time.monotonic() - started
+        _summary(args, end_t, wall, receiver, trace_path)
+    return 0
+
+
+def _run_board(world, cuts, trace_path, console, receiver):
+    # Boots the board, and again after each power cut; returns the audio time at the end.
+    start_t, power_on = 0.0, False
+    with open(trace_path, "w") as trace:
+        trace.write(json.dumps({"t": 0.0, "ev": "start", "board": world["board"], "wav": world["wav"],
+                                "rate": 16000}) + "\n")
+        while True:
+            cut = next((c for c in cuts if c > start_t), None)
+            # What was scripted for while the plug was out does not happen.
+            cfg = dict(world, start_t=start_t, power_on=power_on, power_cut_t=cut,
+                       presses=[p for p in world["presses"] if p[0] >= start_t],
+                       outages=[o for o in world["outages"] if o[0] >= start_t])
+            outcome, t = _boot(cfg, trace, console, receiver)
+            if outcome != "power":
+                trace.write(json.dumps({"t": t, "ev": "end"}) + "\n")
+                return t
+            start_t, power_on = t + POWER_OFF_S, True
+
+
+def _boot(cfg, trace, console, receiver):
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(cfg, f)
+    env = dict(os.environ, EARSHOT_SIM_CONFIG=f.name, MICROPYPATH=f"{SHIMS}:.frozen")
+    proc = subprocess.Popen([_micropython(), str(SHIMS / "boot.py")], env=env, cwd=str(SHIMS),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    t = cfg["start_t"]
+    tail = []
+    try:
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            ev, is_json = _event(line, t)
+            t = ev["t"]
+            trace.write((line if is_json else json.dumps(ev)) + "\n")
+            console.event(ev)
+            if ev["ev"] == "serial":
+                tail = (tail + [ev["line"]])[-12:]
+            elif ev["ev"] == "power" and not ev["on"]:
+                proc.kill()
+                return "power", t
+            elif ev["ev"] == "receiver":
+                _outage(receiver, ev["up"])
+                proc.stdin.write(b"\n")
+                proc.stdin.flush()
+        code = proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        os.unlink(f.name)
+    if code != 0:
+        raise CommandError(f"the firmware stopped with status {code} at t={t:.3f}s; its last lines:\n  "
+                           + "\n  ".join(tail))
+    return "exit", t
+
+
+def _event(line, t):
+    # A shim's JSON event, or console text that bypassed print() (e.g. a traceback),
+    # which becomes a serial event at the last known time. Returns (event, was JSON).
+    if line.startswith("{"):
+        try:
+            return json.loads(line), True
+        except ValueError:
+            pass
+    return {"t": t, "ev": "serial", "line": line}, False
+
+
+def _outage(receiver, up):
+    if receiver is None:
+        raise CommandError("--receiver-outage needs the built-in receiver (drop --receiver)")
+    receiver.restart() if up else receiver.pause()
+
+
+def _start_receiver(args):
+    if args.receiver:
+        return None
+    from host_tools.receiver import ReceiverThread
+
+    return ReceiverThread(listen="127.0.0.1:0", recordings=args.recordings, log=lambda *a: None).start()
+
+
+def _micropython():
+    exe = Path(sys.executable).parent / "micropython"
+    if exe.exists():
+        return str(exe)
+    found = shutil.which("micropython")
+    if not found:
+        raise CommandError("no MicroPython unix port found; run `make setup` (it installs the pinned one)")
+    return found
+
+
+def _presses(short, held):
+    presses = [[t, t + SHORT_PRESS_S] for t in short] + [_pair(h, "--hold", span=True) for h in held]
+    presses.sort()
+    for a, b in zip(presses, presses[1:]):
+        if b[0] < a[1] + 0.1:
+            raise CommandError(f"button presses at {a[0]}s and {b[0]}s overlap; space them out")
+    return presses
+
+
+def _pair(text, flag, span=False):
+    try:
+        t, _, s = text.partition(":")
+        t, s = float(t), float(s)
+    except ValueError:
+        raise CommandError(f"{flag} wants T:SECONDS, got {text!r}")
+    if t < 0 or s <= 0:
+        raise CommandError(f"{flag} {text}: times must be positive")
+    return [t, t + s] if span else [t, s]
+
+
+def _host_port(text):
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise CommandError(f"--receiver wants HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def _summary(args, end_t, wall, receiver, trace_path):
+    speed = end_t / wall if wall > 0 else float("inf")
+    print(f"earshot sim: {end_t:.1f} s of audio in {wall:.1f} s ({speed:.0f}x real time) on board {args.board}")
+    if receiver:
+        for s in receiver.sessions:
+            print(f"  session {s['session']}: {Path(args.recordings) / s['wav']} "
+                  f"({s['duration_s']:.2f} s, trigger {s['trigger']}, dropped {s['dropped_frames']})")
+        if not receiver.sessions:
+            print("  no sessions recorded")
+    if args.trace:
+        print(f"  trace: {trace_path}")

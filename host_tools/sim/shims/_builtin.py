@@ -1,0 +1,16 @@
+# Imports the interpreter's own module of a name that a shim of the same name shadows.
+import sys
+
+
+def builtin(name):
+    saved = sys.path[:]
+    del sys.path[:]
+    mine = sys.modules.pop(name, None)
+    try:
+        return __import__(name)
+    finally:
+        sys.path[:] = saved
+        if mine is not None:
+            sys.modules[name] = mine
+        else:  # the shim is not loaded yet: keep the name free for it
+            sys.modules.pop(name, None)

@@ -1,0 +1,121 @@
+# The virtual board's core, inside the MicroPython process: the audio clock, the trace,
+# and the scripted world (button presses, power cuts, end of input).
+#
+# Time is the audio clock in samples at 16 kHz. It moves forward when the I2S shim hands
+# out a frame (the DMA "waited" for it) or when the event loop would sleep (select shim).
+# Trace events go to stdout as JSON lines for the host runner (host_tools/sim/runner.py).
+import json
+import os
+import sys
+
+import _asyncio_task
+import _no_asyncio_c
+from _builtin import builtin
+
+# asyncio must schedule by the audio clock: swap its C task queue for _asyncio_task.
+sys.modules["_asyncio"] = _no_asyncio_c
+sys.modules["asyncio.task"] = _asyncio_task
+
+_time = builtin("time")
+_print = print
+
+RATE = 16000
+
+with open(os.getenv("EARSHOT_SIM_CONFIG")) as _f:
+    config = json.loads(_f.read())
+# Opened now: once the board's folder becomes the root, host paths are out of reach.
+audio = open(config["audio"], "rb")
+
+samples = int(config["start_t"] * RATE)  # the audio clock
+_presses = config["presses"]  # [[t_down, t_up], ...] in seconds, sorted
+_press_i = 0
+# Receiver outages become two edges; at each the host stops or starts its receiver
+# while this process waits, so the outage lands at the same audio time on every run.
+_outage_edges = []
+for _t, _s in config["outages"]:
+    _outage_edges += [(_t, False), (_t + _s, True)]
+_outage_edges.sort()
+_button_down = False
+_power_cut = int(config["power_cut_t"] * RATE) if config["power_cut_t"] is not None else -1
+_end_at = int(config["input_s"] * RATE)  # the input is over here; finish when idle
+_give_up = _end_at + int(config["drain_s"] * RATE)
+_realtime = config["realtime"]
+_wall0 = _time.ticks_ms()
+ring_lit = False  # set by the neopixel shim: is the listening pattern showing?
+_dark_since = 0
+
+
+def now():
+    return samples / RATE
+
+
+def emit(ev, fields):
+    # fields is a JSON object body without braces, e.g. '"on": true'.
+    _print('{"t": %.4f, "ev": "%s", %s}' % (samples / RATE, ev, fields))
+
+
+def lit(on):
+    global ring_lit, _dark_since
+    if on != ring_lit:
+        ring_lit = on
+        if not on:
+            _dark_since = samples
+
+
+def advance_to(target):
+    # Moves the clock to `target` samples, playing the scripted world on the way.
+    global samples
+    if target <= samples:
+        return
+    _script(target)
+    if _realtime:
+        _pace(target)
+    samples = target
+    if samples >= _end_at and not ring_lit and samples - _dark_since >= RATE // 4:
+        raise SystemExit(0)
+    if samples >= _give_up:
+        raise SystemExit(0)
+
+
+def _script(target):
+    global samples, _press_i, _button_down
+    while _press_i < len(_presses):
+        down, up = _presses[_press_i]
+        edge = up if _button_down else down
+        edge = int(edge * RATE)
+        if edge > target:
+            break
+        samples = max(samples, edge)
+        _button_down = not _button_down
+        emit("button", '"pressed": %s' % ("true" if _button_down else "false"))
+        if not _button_down:
+            _press_i += 1
+    while _outage_edges and int(_outage_edges[0][0] * RATE) <= target:
+        t, up = _outage_edges.pop(0)
+        samples = max(samples, int(t * RATE))
+        emit("receiver", '"up": %s' % ("true" if up else "false"))
+        sys.stdin.buffer.read(1)  # the host has done it
+    if 0 <= _power_cut <= target:
+        samples = max(samples, _power_cut)
+        emit("power", '"on": false')
+        # The host kills this process now, like pulling the plug: nothing gets to clean up.
+        while True:
+            _time.sleep_ms(1000)
+
+
+def _pace(target):
+    ahead = target * 1000 // RATE - int(config["start_t"] * 1000) - _time.ticks_diff(_time.ticks_ms(), _wall0)
+    if ahead > 0:
+        _time.sleep_ms(ahead)
+
+
+def button_down():
+    return _button_down
+
+
+def console(*args, sep=" ", end="\n"):
+    # The board's console: every line becomes a trace event.
+    text = sep.join(str(a) for a in args) + end
+    for line in text.split("\n")[:-1] if text.endswith("\n") else text.split("\n"):
+        emit("serial", '"line": ' + json.dumps(line))
+

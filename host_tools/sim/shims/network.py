@@ -1,0 +1,31 @@
+# network on the virtual board: a station that is always connected (loopback is the LAN).
+STA_IF = 0
+AP_IF = 1
+
+
+class WLAN:
+    def __init__(self, interface=STA_IF):
+        self._active = False
+
+    def active(self, on=None):
+        if on is None:
+            return self._active
+        self._active = on
+
+    def connect(self, ssid=None, key=None, **kw):
+        pass
+
+    def disconnect(self):
+        pass
+
+    def isconnected(self):
+        return self._active
+
+    def status(self, param=None):
+        return 1010 if self._active else 0
+
+    def ifconfig(self, *args):
+        return ("127.0.0.1", "255.0.0.0", "127.0.0.1", "127.0.0.1")
+
+    def config(self, *args, **kw):
+        return "earshot-sim" if args else None

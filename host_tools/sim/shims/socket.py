@@ -1,0 +1,79 @@
+# socket on the virtual board: real sockets (loopback), each send and receive a trace
+# event with its byte count, as a sniffer on the board's link would see it.
+import io
+
+import _sim
+from _builtin import builtin
+
+_socket = builtin("socket")
+for _name in dir(_socket):
+    if not _name.startswith("__") and _name != "socket":
+        globals()[_name] = getattr(_socket, _name)
+
+_GET_FILENO = 10  # MP_STREAM_GET_FILENO
+
+
+class socket(io.IOBase):
+    def __init__(self, af=_socket.AF_INET, kind=_socket.SOCK_STREAM, proto=0):
+        self._s = _socket.socket(af, kind, proto)
+
+    def ioctl(self, req, arg):
+        # asyncio's poller asks for the file descriptor and polls the real socket.
+        if req == _GET_FILENO:
+            return self._s.fileno()
+        return -1
+
+    def _out(self, n):
+        if n:
+            _sim.emit("net", '"dir": "out", "bytes": %d' % n)
+        return n
+
+    def _in(self, data):
+        if data:
+            _sim.emit("net", '"dir": "in", "bytes": %d' % len(data))
+        return data
+
+    def connect(self, addr):
+        self._s.connect(addr)
+
+    def setblocking(self, flag):
+        self._s.setblocking(flag)
+
+    def settimeout(self, value):
+        self._s.settimeout(value)
+
+    def setsockopt(self, *args):
+        self._s.setsockopt(*args)
+
+    def write(self, buf):
+        return self._out(self._s.write(buf))
+
+    def send(self, buf):
+        return self._out(self._s.send(buf))
+
+    def sendall(self, buf):
+        self._s.sendall(buf)
+        self._out(len(buf))
+
+    def read(self, n=-1):
+        return self._in(self._s.read(n) if n >= 0 else self._s.read())
+
+    def recv(self, n):
+        return self._in(self._s.recv(n))
+
+    def readinto(self, buf, n=-1):
+        got = self._s.readinto(buf) if n < 0 else self._s.readinto(buf, n)
+        if got:
+            _sim.emit("net", '"dir": "in", "bytes": %d' % got)
+        return got
+
+    def readline(self):
+        return self._in(self._s.readline())
+
+    def close(self):
+        if self._s is not None:
+            self._s.close()
+            self._s = None
+
+    def fileno(self):
+        return self._s.fileno()
