@@ -3,7 +3,7 @@
 # boots on defaults (see earshot/settings.py).
 import asyncio
 
-from earshot import board, settings
+from earshot import board, pinmap, settings
 from earshot.app import App
 from earshot.detector import NoDetector
 from earshot.link import ChunkBuffer, Link, Session
@@ -45,8 +45,8 @@ def _on_task_error(loop, context):
 def main():
     _log.info("boot", "firmware=" + FIRMWARE)
     try:
-        pins = board.load_pinmap()
-    except board.BoardError as e:
+        pins = pinmap.load()
+    except pinmap.PinMapError as e:
         _log.error("board", "error=" + value(e) + " action=halted")
         return
     cfg = settings.load()

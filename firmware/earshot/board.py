@@ -1,43 +1,13 @@
-# The only place that constructs hardware. It reads the board's pin map (a copy of one
-# of the repo's boards/*.json, stored on the board as board.json) and builds the I2S
-# microphone, the ring, the button and network connections for the logic to use.
+# The only place that constructs hardware: from the board's pin map (see pinmap.py) it
+# builds the I2S microphone, the ring, the button and network connections.
 import asyncio
-import json
 
 import machine
 import network
 from machine import I2S, Pin
 from neopixel import NeoPixel
 
-PINMAP_PATH = "board.json"
 RATE = 16000
-
-
-class BoardError(Exception):
-    pass
-
-
-def _need_int(section, key):
-    v = section.get(key) if type(section) is dict else None
-    if type(v) is not int or v < 0:
-        raise BoardError("pin map needs a non-negative integer for " + key)
-    return v
-
-
-def load_pinmap(path=PINMAP_PATH):
-    try:
-        with open(path) as f:
-            pins = json.loads(f.read())
-    except OSError:
-        raise BoardError("no pin map at " + path + "; copy one of boards/*.json there")
-    except ValueError:
-        raise BoardError("pin map " + path + " is not valid JSON")
-    if type(pins) is not dict or type(pins.get("name")) is not str:
-        raise BoardError("pin map " + path + " has no board name")
-    for section, keys in (("i2s", ("id", "sck", "ws", "sd")), ("ring", ("pin", "leds")), ("button", ("pin",))):
-        for key in keys:
-            _need_int(pins.get(section), key)
-    return pins
 
 
 class Hardware:

@@ -14,7 +14,10 @@ _SLOT_BYTES = const(4)  # INMP441: 24-bit sample left-justified in a 32-bit slot
 # Conversion state, one int32 each (viper functions take few arguments).
 _GAIN = const(0)  # Q6 gain: 64 = 0 dB
 _DC_ON = const(1)
-_DC_ACC = const(2)  # DC estimate, Q8 of the 20-bit sample
+_DC_ACC = const(2)  # DC estimate, Q8 of the 20-bit sample, stored + _BIAS
+# Stored biased so it is never negative: a 32-bit viper load sign-extends on the ESP32
+# but zero-extends on the 64-bit unix port, and a non-negative word reads the same on both.
+_BIAS = const(0x20000000)
 
 
 @micropython.viper
@@ -26,7 +29,7 @@ def _convert(src, dst, n: int, state) -> int:
     st = ptr32(state)
     gain = st[_GAIN]
     dc_on = st[_DC_ON]
-    acc = st[_DC_ACC]
+    acc = int(st[_DC_ACC]) - _BIAS
     total = 0
     i = 0
     while i < n:
@@ -44,7 +47,7 @@ def _convert(src, dst, n: int, state) -> int:
         d[i] = y
         total += y if y >= 0 else -y
         i += 1
-    st[_DC_ACC] = acc
+    st[_DC_ACC] = acc + _BIAS
     return total
 
 
@@ -84,7 +87,7 @@ class Mic:
         self._i2s = None
         self.ring = ring
         self._raw = bytearray(FRAME_SAMPLES * _SLOT_BYTES)
-        self._state = array.array("i", [gain_q6(gain_db), 1 if dc_removal else 0, 0])
+        self._state = array.array("i", [gain_q6(gain_db), 1 if dc_removal else 0, _BIAS])
         self.level = 0  # mean |sample| of the last frame, for the end-of-speech detector
 
     @property
@@ -94,7 +97,7 @@ class Mic:
     def start(self):
         if self._i2s is None:
             self._i2s = self._open_i2s(FRAME_BYTES * 2)
-            self._state[_DC_ACC] = 0
+            self._state[_DC_ACC] = _BIAS
             self.ring.reset()
 
     def stop(self):

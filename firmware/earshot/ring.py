@@ -1,8 +1,9 @@
 # What the WS2812 ring shows, per DESIGN.md "Ring semantics":
 #   listening (audio is leaving): blue, every pixel blue-dominant, one brighter pixel spins
 #   muted: red; problem (no Wi-Fi, receiver unreachable): amber; idle: dark; boot: dim white.
-# Brightness scales every pattern, but the listening blue never drops below _MIN_BLUE so
-# the pattern stays unmistakable (blue >= 2 x max(red, green) and >= 16 on every pixel).
+# Brightness scales every pattern, but never below _MIN_LEVEL (and the listening blue
+# never below _MIN_BLUE), so a camera still tells the patterns apart: listening needs
+# blue >= 2 x max(red, green) and >= 16 on every pixel.
 from micropython import const
 
 DARK = const(0)
@@ -12,13 +13,14 @@ MUTED = const(3)
 PROBLEM = const(4)
 
 _MIN_BLUE = const(32)
+_MIN_LEVEL = const(16)
 
 
 class Ring:
     def __init__(self, np, brightness):
         self._np = np
         self._n = len(np)
-        self._level = brightness
+        self._level = max(_MIN_LEVEL, brightness)
         self.pattern = None
         self._phase = 0
 

@@ -1,0 +1,40 @@
+# Shared test helpers. Firmware code runs under the real MicroPython interpreter (the
+# pinned unix port), never only under CPython.
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from host_tools.paths import FIRMWARE
+
+MICROPYTHON = str(Path(sys.executable).parent / "micropython")
+
+
+def run_micropython(code, cwd=None, timeout=60):
+    """Runs `code` under MicroPython with firmware/ importable; returns its stdout.
+
+    Fails the test with the interpreter's output if it exits non-zero."""
+    env = dict(os.environ, MICROPYPATH=f"{FIRMWARE}:.frozen")
+    proc = subprocess.run([MICROPYTHON, "-c", code], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+    if proc.returncode != 0:
+        pytest.fail(f"MicroPython exited {proc.returncode}:\n{proc.stdout}{proc.stderr}")
+    return proc.stdout
+
+
+def json_lines(text):
+    return [json.loads(line) for line in text.splitlines() if line.startswith(("{", "["))]
+
+
+def need(program):
+    if shutil.which(program) is None:
+        pytest.skip(f"{program} is not installed (apt-get install {program}); .ci/run installs it")
+
+
+@pytest.fixture
+def mpy():
+    return run_micropython

@@ -1,0 +1,290 @@
+# Firmware modules under the MicroPython interpreter: the audio path, its allocation-free
+# steady state, the button, end of speech, settings and the Wyoming chunk framing.
+import json
+
+import numpy as np
+import pytest
+
+from host_tools import reference
+from host_tools.trace import is_listening, is_muted
+from tests.conftest import json_lines
+
+FAKE_I2S = """
+import struct
+class FakeI2S:
+    # Hands out preset 32-bit slots like the INMP441 would, one 20 ms frame per read,
+    # from slices made up front (no allocation per read).
+    def __init__(self, samples):
+        src = bytearray(len(samples) * 4)
+        for i, s in enumerate(samples):
+            struct.pack_into('<i', src, i * 4, s << 16)
+        mv = memoryview(src)
+        self.frames = [mv[i:i + 1280] for i in range(0, len(src), 1280)]
+        self.next = 0
+        self.on = True
+    def readinto(self, buf):
+        buf[:] = self.frames[self.next]
+        self.next = (self.next + 1) % len(self.frames)
+        return len(buf)
+    def deinit(self):
+        self.on = False
+"""
+
+
+def _samples(n, seed=1):
+    rng = np.random.default_rng(seed)
+    s = rng.integers(-32768, 32768, n)
+    s[:4] = [32767, -32768, 0, -1]
+    return s.tolist()
+
+
+@pytest.mark.parametrize("gain_db,dc", [(0, False), (12, True), (20, True), (-6, False)])
+def test_mic_conversion_matches_the_documented_reference(mpy, gain_db, dc):
+    samples = _samples(320 * 6)
+    out = mpy(FAKE_I2S + f"""
+from earshot.mic import Mic, FrameRing
+i2s = FakeI2S({samples})
+mic = Mic(lambda n: i2s, FrameRing(8), {gain_db}, {dc})
+mic.start()
+pcm = []
+for _ in range(6):
+    frame = mic.capture()
+    pcm += list(struct.unpack('<320h', frame))
+print(pcm)
+""")
+    got = np.array(json.loads(out))
+    want = reference.convert(samples, gain_db, dc)
+    assert np.array_equal(got, want)
+    if gain_db == 0 and not dc:
+        assert got.tolist() == samples  # bit for bit
+
+
+def test_dc_removal_takes_out_an_offset(mpy):
+    out = mpy(FAKE_I2S + """
+from earshot.mic import Mic, FrameRing
+i2s = FakeI2S([3000 + (i % 7) for i in range(320)])
+mic = Mic(lambda n: i2s, FrameRing(4), 0, True)
+mic.start()
+for _ in range(100):
+    frame = mic.capture()
+s = struct.unpack('<320h', frame)
+print(sum(s) // len(s))
+""")
+    assert abs(int(out)) < 10  # a 3000 offset is gone after 2 s
+
+
+def test_listening_loop_does_not_allocate(mpy):
+    # The real App listening and button tasks under asyncio, heap locked in steady state:
+    # any allocation raises MemoryError and fails the run.
+    out = mpy(FAKE_I2S + """
+import asyncio, micropython
+from earshot.app import App
+from earshot.mic import Mic, FrameRing
+from earshot.ring import Ring
+from earshot.vad import EndOfSpeech
+from earshot.detector import NoDetector
+
+class Done(Exception):
+    pass
+
+class CountingI2S(FakeI2S):
+    def readinto(self, buf):
+        self.count += 1
+        if self.count == 100:
+            micropython.heap_lock()
+        elif self.count == 600:
+            micropython.heap_unlock()
+            raise Done()
+        return FakeI2S.readinto(self, buf)
+
+class Pixels:
+    def __init__(self, n): self.px = [(0, 0, 0)] * n
+    def __len__(self): return len(self.px)
+    def __setitem__(self, i, v): self.px[i] = v
+    def write(self): pass
+
+class Hw:
+    def button_pressed(self): return False
+    def deinit(self): pass
+
+i2s = CountingI2S([(i * 37) % 2000 - 1000 for i in range(320 * 4)])
+i2s.count = 0
+ring = FrameRing(64)
+mic = Mic(lambda n: i2s, ring, 12, True)
+settings = {"max_session_s": 15, "preroll_ms": 1000, "muted": False}
+app = App(Hw(), settings, mic, Ring(Pixels(12), 48), None, None, NoDetector(), EndOfSpeech(35, 40, 200))
+mic.start()
+app.state = 1  # idle
+
+async def main():
+    tasks = [asyncio.create_task(app._listen()), asyncio.create_task(app._watch_button())]
+    try:
+        await tasks[0]
+    except Done:
+        pass
+    tasks[1].cancel()
+
+asyncio.run(main())
+print('{"frames": %d}' % i2s.count)
+""")
+    assert json_lines(out) == [{"frames": 600}]
+
+
+def test_button_short_long_and_bounce(mpy):
+    out = mpy("""
+from earshot.button import Button, SHORT, LONG
+b = Button()
+events = []
+def feed(level, t0, t1, step=10):
+    for t in range(t0, t1, step):
+        e = b.update(level, t)
+        if e: events.append((e, t))
+feed(False, 0, 100)
+# contact bounce: 5 ms blips must not count
+for t in (100, 105, 110):
+    b.update(t % 10 == 0, t)
+feed(False, 115, 200)
+feed(True, 200, 400)      # 200 ms press
+feed(False, 400, 600)
+feed(True, 600, 2400)     # 1.8 s hold
+feed(False, 2400, 2600)
+print([(e, t) for e, t in events])
+print(SHORT, LONG)
+""")
+    lines = out.splitlines()
+    events = json.loads(lines[0].replace("(", "[").replace(")", "]"))
+    short, long_ = map(int, lines[1].split())
+    assert [e for e, _ in events] == [short, long_]
+    assert 400 <= events[0][1] <= 450  # short fires on release
+    assert 2100 <= events[1][1] <= 2150  # long fires 1.5 s into the hold, still held
+
+
+def test_end_of_speech_after_hangover(mpy):
+    out = mpy("""
+from earshot.vad import EndOfSpeech
+v = EndOfSpeech(35, 40, 200)
+for _ in range(100):
+    v.track(60)          # room noise sets the floor
+v.reset()
+ended = []
+levels = [60] * 10 + [900] * 50 + [60] * 60
+for i, lv in enumerate(levels):
+    if v.update(lv):
+        ended.append(i)
+        break
+print(ended)
+v.reset()
+n = 0
+while not v.update(60):
+    n += 1
+print(n)
+""")
+    first, silent = out.splitlines()
+    assert json.loads(first) == [60 + 35 - 1]  # 35 quiet frames after the speech
+    assert int(silent) == 199  # nothing said: gives up after the no-speech limit
+
+
+def test_settings_defaults_bad_file_bad_values_and_atomic_save(mpy, tmp_path):
+    (tmp_path / "settings.json").write_text('{"gain_db": 99, "brightness": 100, "extra": [1], "wifi_password": "hunter2!"')
+    out = mpy("""
+from earshot import settings
+s = settings.load()
+print(s["gain_db"], s["brightness"])
+""", cwd=tmp_path)
+    assert "E settings unreadable file=settings.json" in out
+    assert (tmp_path / "settings.json.bad").exists() and not (tmp_path / "settings.json").exists()
+    assert out.splitlines()[-1] == "12 48"
+
+    (tmp_path / "settings.json").write_text(json.dumps(
+        {"gain_db": 99, "brightness": 100, "extra": [1], "wifi_password": 5}))
+    out = mpy("""
+from earshot import settings
+s = settings.load()
+print(s["gain_db"], s["brightness"])
+s.save("muted", True)
+""", cwd=tmp_path)
+    assert "W settings invalid key=gain_db value=99 using=12" in out
+    assert "W settings invalid key=wifi_password value=*** using=-" in out
+    assert "W settings unknown key=extra" in out
+    assert "12 100" in out
+    saved = json.loads((tmp_path / "settings.json").read_text())
+    assert saved == {"gain_db": 99, "brightness": 100, "extra": [1], "wifi_password": 5, "muted": True}
+    assert not (tmp_path / "settings.json.tmp").exists()
+
+
+def test_settings_never_print_the_wifi_password(mpy, tmp_path):
+    (tmp_path / "settings.json").write_text(json.dumps({"wifi_password": "x" * 65}))
+    out = mpy("from earshot import settings\nsettings.load()", cwd=tmp_path)
+    assert "xxxx" not in out and "key=wifi_password value=***" in out
+
+
+def test_audio_chunk_event_is_valid_wyoming(mpy):
+    out = mpy("""
+import binascii
+from earshot.link import ChunkBuffer
+c = ChunkBuffer()
+pcm = bytearray(range(256)) + bytearray(range(256)) + bytearray(128)
+for ts in (0, 20, 1234567890):
+    print(binascii.hexlify(c.fill(ts, pcm)).decode())
+""")
+    for ts, hexline in zip((0, 20, 1234567890), out.split()):
+        raw = bytes.fromhex(hexline)
+        head, _, payload = raw.partition(b"\n")
+        event = json.loads(head)
+        assert event["type"] == "audio-chunk"
+        assert event["data"] == {"rate": 16000, "width": 2, "channels": 1, "timestamp": ts}
+        assert event["payload_length"] == len(payload) == 640
+        assert payload[:256] == bytes(range(256))
+
+
+@pytest.mark.parametrize("leds", [12, 16])
+@pytest.mark.parametrize("brightness", [8, 48, 255])
+def test_ring_patterns_keep_their_meaning_at_any_brightness(mpy, leds, brightness):
+    out = mpy(f"""
+from earshot import ring
+class Pixels:
+    def __init__(self, n): self.px = [(0, 0, 0)] * n
+    def __len__(self): return len(self.px)
+    def __setitem__(self, i, v): self.px[i] = v
+    def write(self): print([list(p) for p in self.px])
+r = ring.Ring(Pixels({leds}), {brightness})
+for p in (ring.LISTENING, ring.MUTED, ring.DARK, ring.BOOT):
+    r.show(p)
+for _ in range({leds}):
+    r.tick()
+""")
+    frames = json_lines(out)
+    listening, muted, dark, boot = frames[:4]
+    assert is_listening(listening) and not is_muted(listening)
+    assert is_muted(muted) and not is_listening(muted)
+    assert not is_listening(dark) and not any(any(p) for p in dark)
+    assert not is_listening(boot)
+    assert all(is_listening(f) for f in frames[4:])  # every spinner step
+
+
+@pytest.mark.parametrize("content,message", [
+    (None, "no pin map at board.json"),
+    ("{not json", "is not valid JSON"),
+    ('{"name": "x", "i2s": {"id": 0, "sck": 1, "ws": 2}, "ring": {"pin": 3, "leds": 12}, "button": {"pin": 0}}',
+     "needs a non-negative integer for sd"),
+])
+def test_bad_pin_map_is_one_clear_error(mpy, tmp_path, content, message):
+    if content is not None:
+        (tmp_path / "board.json").write_text(content)
+    out = mpy("""
+from earshot import pinmap
+try:
+    pinmap.load()
+except pinmap.PinMapError as e:
+    print("error:", e)
+""", cwd=tmp_path)
+    assert out.startswith("error: ") and message in out
+
+
+def test_every_shipped_board_map_loads(mpy, tmp_path):
+    from host_tools.paths import BOARDS
+
+    for path in sorted(BOARDS.glob("*.json")):
+        (tmp_path / "board.json").write_text(path.read_text())
+        out = mpy("from earshot import pinmap\nprint(pinmap.load()['name'])", cwd=tmp_path)
+        assert out.strip() == path.stem
