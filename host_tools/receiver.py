@@ -1,0 +1,576 @@
+# `earshot receive`: the receiver a board streams its audio to. An asyncio TCP server
+# speaking Wyoming framing: a JSON header line, then optionally `data_length` bytes of
+# JSON merged over the header's `data`, then `payload_length` payload bytes.
+#
+# Each finished session is stored as <device>-<YYYYmmdd-HHMMSS>-<session>.wav plus a
+# .json of metadata (UTC receiver time in the name). The audio goes to <stem>.wav.part
+# while it arrives and becomes a .wav only at audio-stop, so a session that does not
+# end cleanly (connection lost, protocol error, receiver stopped) leaves nothing behind.
+#
+# Device -> receiver: hello (first), ping (answered with pong), audio-start,
+# audio-chunk (s16le PCM payload), audio-stop. Anything that breaks the framing closes
+# that one connection; the server keeps serving the others.
+#
+# asyncio is imported inside functions: it costs ~80 ms, and every `earshot` command
+# imports this module to build its parser.
+import datetime
+import errno
+import functools
+import itertools
+import json
+import os
+import re
+import threading
+import wave
+from pathlib import Path
+
+from host_tools.errors import CommandError
+
+DEFAULT_LISTEN = "127.0.0.1:10700"
+MAX_HEADER = 8 * 1024  # bytes in the header line, not counting its newline
+MAX_DATA = 8 * 1024
+MAX_PAYLOAD = 64 * 1024
+IDLE_TIMEOUT_S = 60.0  # the board pings every 20 s; silence this long means it is gone
+DEVICE_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")  # it becomes part of file names
+TRIGGERS = ("button", "wake")
+WIDTH, CHANNELS = 2, 1  # stored as 16-bit mono WAV
+MAX_RATE = 48000
+MAX_SESSION = 2**32
+PONG = b'{"type":"pong"}\n'
+_LISTEN = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]+):([0-9]{1,5})")
+_PLAIN = re.compile(r"[!#-~]+")  # log values that need no quoting
+
+
+class ProtocolError(Exception):
+    """The peer broke the framing or the protocol; its connection is closed."""
+
+
+# --- command line ---------------------------------------------------------------------
+
+
+def add_arguments(parser):
+    parser.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT",
+                        help="address boards connect to (default %(default)s; "
+                             "0.0.0.0:10700 accepts boards on the whole network)")
+    parser.add_argument("--recordings", default="recordings", metavar="DIR",
+                        help="where finished sessions are stored (default ./recordings, "
+                             "created private to you)")
+
+
+def run(args):
+    import asyncio
+
+    receiver = Receiver(args.listen, args.recordings, log=functools.partial(print, flush=True))
+    try:
+        asyncio.run(_serve_until_signal(receiver))
+    except KeyboardInterrupt:
+        pass  # Ctrl-C before the signal handlers were in place: nothing to clean up yet
+    return 0
+
+
+async def _serve_until_signal(receiver):
+    import asyncio
+    import signal
+
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    await receiver.start()
+    try:
+        await stop.wait()
+    finally:
+        await receiver.stop()
+    receiver.log(_line("stopped"))
+
+
+def parse_listen(value):
+    """"HOST:PORT" (IPv6 as "[::1]:PORT") -> (host, port), or CommandError."""
+    m = _LISTEN.fullmatch(value)
+    if not m or int(m[2]) > 65535:
+        raise CommandError(f"--listen {value!r} is not HOST:PORT; use e.g. 127.0.0.1:10700, "
+                           "or 0.0.0.0:10700 to accept boards on the whole network")
+    return m[1].strip("[]"), int(m[2])
+
+
+# --- the server -----------------------------------------------------------------------
+
+
+class Receiver:
+    """The asyncio server; from a running loop: await start(), await stop().
+
+    sessions: metadata dicts of finished sessions, in order. open_sessions: how many are
+    in progress. on_change() is called on the loop after either changes.
+    """
+
+    def __init__(self, listen=DEFAULT_LISTEN, recordings="recordings", log=print, on_change=None):
+        self.host, self.port = parse_listen(listen)
+        self.directory = Path(recordings)
+        self.log = log
+        self.sessions = []
+        self.open_sessions = 0
+        self._on_change = on_change or (lambda: None)
+        self._server = None
+        self._stopping = False
+        self._tasks = set()
+
+    async def start(self):
+        import asyncio
+
+        _make_private_dir(self.directory)
+        self._stopping = False
+        try:
+            self._server = await asyncio.start_server(self._serve, self.host, self.port,
+                                                      limit=MAX_HEADER)
+        except OSError as e:
+            raise CommandError(_bind_error(self.host, self.port, e)) from None
+        self.port = self._server.sockets[0].getsockname()[1]
+        self.log(_line("listening", on=f"{self.host}:{self.port}",
+                       recordings=self.directory.resolve()))
+
+    async def stop(self):
+        # Connections are cancelled, which discards their open sessions.
+        import asyncio
+
+        if self._server is None:
+            return
+        self._stopping = True
+        self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+        self._server = None
+
+    async def _serve(self, reader, writer):
+        import asyncio
+
+        if self._stopping:  # accepted just before stop(): never served
+            writer.close()
+            return
+        task = asyncio.current_task()
+        self._tasks.add(task)
+        try:
+            await _Connection(self, writer).serve(reader)
+        except asyncio.CancelledError:
+            pass  # stop() did it; Python 3.11's streams would log a cancelled handler as an error
+        finally:
+            self._tasks.discard(task)
+            self._on_change()
+
+    @property
+    def connections(self):
+        return len(self._tasks)
+
+    def session_opened(self):
+        self.open_sessions += 1
+        self._on_change()
+
+    def session_closed(self, meta=None):
+        # Appends before the count drops, so a waiter that sees no open session also
+        # sees the finished one.
+        if meta is not None:
+            self.sessions.append(meta)
+        self.open_sessions -= 1
+        self._on_change()
+
+
+class ReceiverThread:
+    """A Receiver on its own event loop in a daemon thread (for the simulator, tests)."""
+
+    def __init__(self, listen="127.0.0.1:0", recordings="recordings", log=print):
+        self._changed = threading.Condition()
+        self._receiver = Receiver(listen, recordings, log, on_change=self._notify)
+        self.sessions = self._receiver.sessions
+        self.port = None
+        self._loop = self._thread = None
+
+    def start(self):
+        """Returns self once listening; raises CommandError if it cannot bind."""
+        import asyncio
+
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="earshot-receiver",
+                                        daemon=True)
+        self._thread.start()
+        try:
+            self._call(self._receiver.start())
+        except BaseException:
+            self._halt()
+            raise
+        self.port = self._receiver.port
+        return self
+
+    def stop(self):
+        """Closes the server and its connections (open sessions are discarded)."""
+        if self._thread is None:
+            return
+        try:
+            self._call(self._receiver.stop())
+        finally:
+            self._halt()
+
+    def wait_idle(self, timeout):
+        """True once no session and no connection is open (so everything a board sent
+        before closing its link has been handled), False after timeout s."""
+        r = self._receiver
+        with self._changed:
+            return self._changed.wait_for(lambda: r.open_sessions == 0 and r.connections == 0, timeout)
+
+    def pause(self):
+        """Stops listening and drops every connection, as if the receiver went away."""
+        self._call(self._receiver.stop())
+
+    def resume(self):
+        """Listens again on the same port."""
+        self._call(self._receiver.start())
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _call(self, coro):
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def _halt(self):
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+        self._loop = self._thread = None
+
+    def _notify(self):
+        with self._changed:
+            self._changed.notify_all()
+
+
+def _bind_error(host, port, e):
+    where = f"cannot listen on {host}:{port}"
+    if e.errno == errno.EADDRINUSE:
+        return f"{where}: the port is in use; stop the other receiver or pick another port with --listen"
+    return f"{where}: {e.strerror or e}; check the address given to --listen"
+
+
+def _make_private_dir(directory):
+    try:
+        directory.mkdir(mode=0o700, parents=True)
+        os.chmod(directory, 0o700)  # exact, whatever the umask
+    except FileExistsError:
+        if not directory.is_dir():
+            raise CommandError(f"{directory} exists and is not a directory; "
+                               "choose another --recordings") from None
+    except OSError as e:
+        raise CommandError(f"cannot create {directory}: {e.strerror}; "
+                           "choose another --recordings") from None
+
+
+# --- one connection -------------------------------------------------------------------
+
+
+class _Connection:
+    # One board's connection: hello first, then pings and at most one session at a time.
+
+    def __init__(self, receiver, writer):
+        self.rx = receiver
+        self.writer = writer
+        host, port = writer.get_extra_info("peername")[:2]
+        self.peer = f"{host}:{port}"
+        self.device = None
+        self.recording = None
+        self.stray_logged = False
+
+    async def serve(self, reader):
+        import asyncio
+
+        self.log("connected")
+        reason = "internal error"  # kept only if a bug raised something unexpected
+        try:
+            while (event := await asyncio.wait_for(read_event(reader), IDLE_TIMEOUT_S)) is not None:
+                await self.handle(*event)
+            reason = "closed by peer"
+        except ProtocolError as e:
+            reason = str(e)
+        except asyncio.TimeoutError:  # before OSError: in 3.11 it is one
+            reason = f"silent for {IDLE_TIMEOUT_S:g} s"
+        except OSError as e:
+            reason = e.strerror or repr(e)
+        except asyncio.CancelledError:
+            reason = "receiver stopping"
+            raise
+        finally:
+            self.discard(reason)
+            self.writer.close()
+            self.log("closed", reason=reason)
+
+    async def handle(self, kind, data, payload):
+        if self.device is None:
+            self.hello(kind, data)
+        elif kind == "ping":
+            self.writer.write(PONG)
+            await self.writer.drain()  # a peer that pings but never reads stalls only itself
+        elif kind == "audio-start":
+            self.start(data)
+        elif kind == "audio-chunk":
+            self.chunk(data, payload)
+        elif kind == "audio-stop":
+            self.stop(data)
+        elif kind == "hello":
+            raise ProtocolError("second hello on one connection")
+        else:
+            self.log("ignored", type=_clip(kind))
+
+    def hello(self, kind, data):
+        if kind != "hello":
+            raise ProtocolError(f"expected hello first, got {_clip(kind)}")
+        device, firmware = data.get("device"), data.get("firmware")
+        if not isinstance(device, str) or not DEVICE_NAME.fullmatch(device):
+            raise ProtocolError(f"bad device name {_clip(device)}: "
+                                "use 1-32 of A-Z a-z 0-9 _ -")
+        if not isinstance(firmware, str):
+            raise ProtocolError("hello has no firmware string")
+        self.device = device
+        self.log("hello", firmware=_clip(firmware))
+
+    def start(self, data):
+        fmt = _format(data)
+        if fmt is None or fmt[1:] != (WIDTH, CHANNELS) or not 0 < fmt[0] <= MAX_RATE:
+            raise ProtocolError(f"audio-start format {fmt} not stored: "
+                                f"send 16-bit mono PCM at up to {MAX_RATE} Hz")
+        session, trigger, timestamp = data.get("session"), data.get("trigger"), data.get("timestamp")
+        if not (_is_count(session, MAX_SESSION) and _is_count(timestamp) and trigger in TRIGGERS):
+            raise ProtocolError("audio-start needs integer session and timestamp, "
+                                "trigger button or wake")
+        self.discard("audio-start before audio-stop")
+        self.recording = Recording(self.rx.directory, self.device, fmt[0], session, trigger,
+                                   timestamp)
+        self.rx.session_opened()
+
+    def chunk(self, data, payload):
+        rec = self.recording
+        if rec is None:
+            self.stray("audio-chunk")
+        elif _format(data) != rec.format:
+            self.discard(f"chunk format {_format(data)} differs from audio-start {rec.format}")
+        elif len(payload) % (WIDTH * CHANNELS):
+            self.discard(f"chunk of {len(payload)} bytes is not whole samples")
+        else:
+            rec.write(payload)
+
+    def stop(self, data):
+        rec = self.recording
+        if rec is None:
+            self.stray("audio-stop")
+            return
+        dropped = data.get("dropped", 0)
+        if not _is_count(dropped):
+            raise ProtocolError("audio-stop dropped is not a count of frames")
+        meta = rec.finish(dropped)  # on OSError, serve() discards it like any failure
+        self.recording = None
+        self.rx.session_closed(meta)
+        self.log("session saved", session=rec.session, file=meta["wav"],
+                 duration_s=f"{meta['duration_s']:.2f}", dropped=dropped)
+
+    def stray(self, kind):
+        # A board that lost its session keeps streaming: say so once, not 50 times a second.
+        if not self.stray_logged:
+            self.stray_logged = True
+            self.log("ignored", type=kind, reason="no session open (logged once)")
+
+    def discard(self, reason):
+        rec, self.recording = self.recording, None
+        if rec is None:
+            return
+        rec.discard()
+        self.rx.session_closed()
+        self.log("session discarded", session=rec.session, reason=reason)
+
+    def log(self, event, **fields):
+        if self.device is not None:
+            fields = {"device": self.device, **fields}
+        self.rx.log(_line(event, **fields, peer=self.peer))
+
+
+def _format(data):
+    # (rate, width, channels) if all three are plain integers, else None.
+    fmt = tuple(data.get(key) for key in ("rate", "width", "channels"))
+    return fmt if all(type(v) is int for v in fmt) else None
+
+
+def _is_count(value, limit=None):
+    return type(value) is int and value >= 0 and (limit is None or value < limit)
+
+
+# --- storage --------------------------------------------------------------------------
+
+
+class Recording:
+    """One session on disk: <stem>.wav.part while it runs; finish() turns it into <stem>.wav
+    and <stem>.json, discard() removes every file it made."""
+
+    def __init__(self, directory, device, rate, session, trigger, device_timestamp_ms):
+        self.directory = directory
+        self.device, self.session, self.trigger = device, session, trigger
+        self.format = (rate, WIDTH, CHANNELS)
+        self.device_timestamp_ms = device_timestamp_ms
+        self.started = _now()
+        self.samples = 0
+        self.stem, self._file = _reserve(directory, f"{device}-{self.started:%Y%m%d-%H%M%S}-{session}")
+        self._wav = wave.open(self._file, "wb")
+        self._wav.setnchannels(CHANNELS)
+        self._wav.setsampwidth(WIDTH)
+        self._wav.setframerate(rate)
+
+    def write(self, pcm):
+        # Raw: the header's length is patched once, at close.
+        self._wav.writeframesraw(pcm)
+        self.samples += len(pcm) // (WIDTH * CHANNELS)
+
+    def finish(self, dropped_frames):
+        self._close()
+        os.replace(self._path(".wav.part"), self._path(".wav"))
+        rate = self.format[0]
+        meta = {
+            "device": self.device,
+            "session": self.session,
+            "trigger": self.trigger,
+            "start": self.started.isoformat(timespec="milliseconds"),
+            "device_timestamp_ms": self.device_timestamp_ms,
+            "duration_s": round(self.samples / rate, 3),
+            "samples": self.samples,
+            "rate": rate,
+            "width": WIDTH,
+            "channels": CHANNELS,
+            "dropped_frames": dropped_frames,
+            "wav": self.stem + ".wav",
+        }
+        with _open_private(self._path(".json.tmp"), exclusive=False) as f:
+            f.write(json.dumps(meta, indent=2).encode() + b"\n")
+        os.replace(self._path(".json.tmp"), self._path(".json"))
+        return meta
+
+    def discard(self):
+        try:
+            self._close()
+        except OSError:
+            pass  # the file goes anyway
+        for suffix in (".wav.part", ".wav", ".json.tmp"):
+            self._path(suffix).unlink(missing_ok=True)
+
+    def _close(self):
+        try:
+            self._wav.close()
+        finally:
+            self._file.close()
+
+    def _path(self, suffix):
+        return self.directory / (self.stem + suffix)
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _reserve(directory, stem):
+    # Claims <stem>.wav.part, or <stem>-2, -3 ... when any file of that stem exists
+    # (same device, second and session number), so nothing is ever overwritten.
+    for n in itertools.count(1):
+        name = stem if n == 1 else f"{stem}-{n}"
+        if (directory / f"{name}.wav").exists() or (directory / f"{name}.json").exists():
+            continue
+        try:
+            return name, _open_private(directory / f"{name}.wav.part", exclusive=True)
+        except FileExistsError:
+            continue
+
+
+def _open_private(path, exclusive):
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    os.fchmod(fd, 0o600)  # exact, whatever the umask
+    return open(fd, "wb")
+
+
+# --- framing --------------------------------------------------------------------------
+
+
+async def read_event(reader):
+    """One event as (type, data dict, payload bytes); None if the peer closed between
+    events; ProtocolError for anything malformed, oversized or truncated. The reader's
+    limit must be MAX_HEADER."""
+    import asyncio
+
+    try:
+        line = await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError as e:
+        if e.partial:
+            raise ProtocolError("truncated header line") from None
+        return None
+    except asyncio.LimitOverrunError:
+        raise ProtocolError(f"header line over {MAX_HEADER} bytes") from None
+    header = _json_object(line, "header")
+    kind = header.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError("header has no string type")
+    data = header.get("data")
+    if data is None:
+        data = {}
+    elif not isinstance(data, dict):
+        raise ProtocolError("header data is not a JSON object")
+    data_length = _length(header, "data_length", MAX_DATA)
+    payload_length = _length(header, "payload_length", MAX_PAYLOAD)
+    if data_length:
+        data = {**data, **_json_object(await _read_exactly(reader, data_length, "data"), "data")}
+    payload = await _read_exactly(reader, payload_length, "payload") if payload_length else b""
+    return kind, data, payload
+
+
+async def _read_exactly(reader, n, what):
+    import asyncio
+
+    try:
+        return await reader.readexactly(n)
+    except asyncio.IncompleteReadError as e:
+        raise ProtocolError(f"truncated {what}: {len(e.partial)} of {n} bytes") from None
+
+
+def _length(header, key, limit):
+    n = header.get(key)
+    if n is None:
+        return 0
+    if type(n) is not int or n < 0:
+        raise ProtocolError(f"{key} is not a byte count")
+    if n > limit:
+        raise ProtocolError(f"{key} {n} over the {limit}-byte limit")
+    return n
+
+
+def _json_object(raw, what):
+    try:
+        obj = json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: 8 KiB of "[" nests too deep
+        raise ProtocolError(f"{what} is not JSON") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError(f"{what} is not a JSON object")
+    return obj
+
+
+# --- log lines ------------------------------------------------------------------------
+
+
+def _line(event, **fields):
+    return " ".join([f"receiver {event}"] + [f"{k}={_value(v)}" for k, v in fields.items()])
+
+
+def _value(v):
+    # Quoted (JSON) when it has spaces, quotes or control characters: a peer's text
+    # cannot fake a field or a line.
+    s = str(v)
+    return s if _PLAIN.fullmatch(s) else json.dumps(s)
+
+
+def _clip(v, n=40):
+    # Peer-supplied text is cut short, so it cannot flood the log.
+    s = str(v)
+    return s if len(s) <= n else s[:n] + "..."
