@@ -13,7 +13,7 @@ from earshot.ring import Ring
 from earshot.vad import EndOfSpeech
 
 FIRMWARE = "earshot-0.1"
-_SEND_SLACK_FRAMES = 14  # queue beyond the pre-roll: 280 ms of network hiccup
+_SEND_SLACK_FRAMES = 8  # queue beyond the pre-roll: 160 ms of network hiccup
 
 _log = Logger("main")
 

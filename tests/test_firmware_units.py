@@ -44,12 +44,13 @@ def test_mic_conversion_matches_the_documented_reference(mpy, gain_db, dc):
     out = mpy(FAKE_I2S + f"""
 from earshot.mic import Mic, FrameRing
 i2s = FakeI2S({samples})
-mic = Mic(lambda n: i2s, FrameRing(8), {gain_db}, {dc})
+ring = FrameRing(8)
+mic = Mic(lambda n: i2s, ring, {gain_db}, {dc})
 mic.start()
 pcm = []
 for _ in range(6):
-    frame = mic.capture()
-    pcm += list(struct.unpack('<320h', frame))
+    at = mic.capture()
+    pcm += list(struct.unpack_from('<320h', ring.buf, at))
 print(pcm)
 """)
     got = np.array(json.loads(out))
@@ -63,11 +64,12 @@ def test_dc_removal_takes_out_an_offset(mpy):
     out = mpy(FAKE_I2S + """
 from earshot.mic import Mic, FrameRing
 i2s = FakeI2S([3000 + (i % 7) for i in range(320)])
-mic = Mic(lambda n: i2s, FrameRing(4), 0, True)
+ring = FrameRing(4)
+mic = Mic(lambda n: i2s, ring, 0, True)
 mic.start()
 for _ in range(100):
-    frame = mic.capture()
-s = struct.unpack('<320h', frame)
+    at = mic.capture()
+s = struct.unpack_from('<320h', ring.buf, at)
 print(sum(s) // len(s))
 """)
     assert abs(int(out)) < 10  # a 3000 offset is gone after 2 s
@@ -223,9 +225,11 @@ def test_audio_chunk_event_is_valid_wyoming(mpy):
 import binascii
 from earshot.link import ChunkBuffer
 c = ChunkBuffer()
-pcm = bytearray(range(256)) + bytearray(range(256)) + bytearray(128)
+from earshot.mic import FrameRing
+ring = FrameRing(3)
+ring.buf[640:1280] = bytearray(range(256)) + bytearray(range(256)) + bytearray(128)
 for ts in (0, 20, 1234567890):
-    print(binascii.hexlify(c.fill(ts, pcm)).decode())
+    print(binascii.hexlify(c.fill(ts, ring, 4)).decode())
 """)
     for ts, hexline in zip((0, 20, 1234567890), out.split()):
         raw = bytes.fromhex(hexline)

@@ -26,7 +26,6 @@ _RING = (rings.BOOT, rings.DARK, rings.LISTENING, rings.MUTED, rings.PROBLEM)
 
 _BUTTON_POLL_MS = const(20)
 _SPIN_MS = const(100)
-_NO_SPEECH_MS = const(4000)
 
 _log = Logger("app")
 
@@ -80,11 +79,11 @@ class App:
         else:
             _log.info("press_ignored", "state=" + NAMES[s])
 
-    def on_frame(self):
-        # Runs after every captured frame: the listening loop's decisions. No allocation
-        # here while idle (checked under heap_lock by the tests).
+    def on_frame(self, at):
+        # Runs after every captured frame (at: its offset in the ring): the listening
+        # loop's decisions. No allocation here while idle (tests check under heap_lock).
         level = self._mic.level
-        woke = self._detector.process(self._mic.ring.frame(self._mic.ring.written - 1))
+        woke = self._detector.process(self._mic.ring.buf, at)
         if self.state == STREAMING:
             if self._end < 0:
                 n = self._mic.ring.written - self._start
@@ -139,8 +138,9 @@ class App:
         self._settings.save("muted", True)
 
     def _unmute(self):
-        self._mic.start()
+        # The ring leaves red first: red must always mean the mic is off.
         self._set_state(IDLE if self._link.up else OFFLINE, "long_press")
+        self._mic.start()
         self._settings.save("muted", False)
 
     # Tasks ------------------------------------------------------------------------------
@@ -149,8 +149,7 @@ class App:
         mic = self._mic
         while True:
             if mic.on:
-                mic.capture()
-                self.on_frame()
+                self.on_frame(mic.capture())
                 await asyncio.sleep_ms(0)
             else:
                 await asyncio.sleep_ms(FRAME_MS)

@@ -3,6 +3,7 @@
 # notices a dead receiver and reconnects with backoff that keeps an idle board within
 # DESIGN.md P1 (a few hundred bytes per 10 minutes). Audio goes out through Session.
 import asyncio
+import errno
 import json
 import random
 
@@ -33,6 +34,7 @@ def event(kind, data=None):
 class ChunkBuffer:
     # One preallocated audio-chunk event (header + 20 ms of PCM). The timestamp field is
     # space-padded JSON so it can be rewritten in place without allocating.
+    # 112 bytes: a multiple of 4, so the PCM after it is word-aligned for the copy.
     _HEAD = b'{"type":"audio-chunk","data":{"rate":16000,"width":2,"channels":1,"timestamp":          },"payload_length":640}\n'
 
     def __init__(self):
@@ -41,7 +43,8 @@ class ChunkBuffer:
         self._ts_end = self._HEAD.find(b"}") - 1  # last digit position
         self._head_len = len(self._HEAD)
 
-    def fill(self, timestamp_ms, pcm):
+    def fill(self, timestamp_ms, ring, k):
+        # The event for frame k of the ring, stamped timestamp_ms.
         buf = self.buf
         i = self._ts_end
         v = timestamp_ms
@@ -49,7 +52,7 @@ class ChunkBuffer:
             buf[i] = 48 + v % 10 if (v or i == self._ts_end) else 32
             v //= 10
             i -= 1
-        buf[self._head_len:] = pcm
+        ring.copy_out(k, buf, self._head_len)
         return buf
 
 
@@ -65,6 +68,10 @@ class Link:
         self._backoff = _BACKOFF_MIN_MS
 
     async def run(self):
+        if not self._host:
+            _log.error("no_receiver", "action=set_receiver_host_in_settings")
+            self._set_up(False)
+            return
         while True:
             started = time.ticks_ms()
             try:
@@ -137,7 +144,9 @@ class Link:
 
 
 def _why(e):
-    return e.args[0] if e.args else type(e).__name__
+    # ECONNREFUSED rather than 111.
+    arg = e.args[0] if e.args else type(e).__name__
+    return errno.errorcode.get(arg, arg) if type(arg) is int else arg
 
 
 class Session:
@@ -169,7 +178,7 @@ class Session:
             if k < oldest:
                 dropped += oldest - k
                 k = oldest
-            await link.send(self._chunk.fill((k - first) * FRAME_MS, ring.frame(k)))
+            await link.send(self._chunk.fill((k - first) * FRAME_MS, ring, k))
             k += 1
         await link.send(event("audio-stop", {"timestamp": (k - first) * FRAME_MS, "dropped": dropped}))
         return k - first, dropped

@@ -15,6 +15,7 @@ _SLOT_BYTES = const(4)  # INMP441: 24-bit sample left-justified in a 32-bit slot
 _GAIN = const(0)  # Q6 gain: 64 = 0 dB
 _DC_ON = const(1)
 _DC_ACC = const(2)  # DC estimate, Q8 of the 20-bit sample, stored + _BIAS
+_DST = const(3)  # where the frame goes in the destination, in samples
 # Stored biased so it is never negative: a 32-bit viper load sign-extends on the ESP32
 # but zero-extends on the 64-bit unix port, and a non-negative word reads the same on both.
 _BIAS = const(0x20000000)
@@ -25,8 +26,9 @@ def _convert(src, dst, n: int, state) -> int:
     # 32-bit slots -> s16 PCM with DC removal and gain; returns the sum of |sample|.
     # Sample maths stays within +/-2**30: 20-bit sample x Q6 gain <= 640 (+20 dB).
     s = ptr32(src)
-    d = ptr16(dst)
     st = ptr32(state)
+    d = ptr16(dst)
+    base = int(st[_DST])
     gain = st[_GAIN]
     dc_on = st[_DC_ON]
     acc = int(st[_DC_ACC]) - _BIAS
@@ -44,7 +46,7 @@ def _convert(src, dst, n: int, state) -> int:
             y = 32767
         elif y < -32768:
             y = -32768
-        d[i] = y
+        d[base + i] = y
         total += y if y >= 0 else -y
         i += 1
     st[_DC_ACC] = acc + _BIAS
@@ -60,18 +62,34 @@ def gain_q6(gain_db):
     return (g + 128) >> 8
 
 
+@micropython.viper
+def _copy_frame(dst, dst_at: int, src, src_at: int):
+    d = ptr32(dst)
+    s = ptr32(src)
+    di = dst_at >> 2
+    si = src_at >> 2
+    end = si + FRAME_BYTES // 4
+    while si < end:
+        d[di] = s[si]
+        di += 1
+        si += 1
+
+
 class FrameRing:
-    # N frames of PCM; `written` counts frames since the mic started. Frame k lives in
-    # slot k % N until frame k + N overwrites it.
+    # N frames of PCM in one buffer; `written` counts frames since the mic started.
+    # Frame k lives at offset(k) until frame k + N overwrites it. (Offsets rather than
+    # per-frame memoryviews: those would cost RAM the pre-roll needs.)
     def __init__(self, frames):
         self.count = frames
-        self._buf = bytearray(frames * FRAME_BYTES)
-        mv = memoryview(self._buf)
-        self._slots = [mv[i * FRAME_BYTES:(i + 1) * FRAME_BYTES] for i in range(frames)]
+        self.buf = bytearray(frames * FRAME_BYTES)
         self.written = 0
 
-    def frame(self, k):
-        return self._slots[k % self.count]
+    def offset(self, k):
+        return (k % self.count) * FRAME_BYTES
+
+    def copy_out(self, k, dst, dst_at):
+        # Copies frame k into dst at byte offset dst_at (which must be 4-byte aligned).
+        _copy_frame(dst, dst_at, self.buf, self.offset(k))
 
     def oldest(self):
         # The oldest frame still held intact (the slot of `written` is written next).
@@ -87,7 +105,7 @@ class Mic:
         self._i2s = None
         self.ring = ring
         self._raw = bytearray(FRAME_SAMPLES * _SLOT_BYTES)
-        self._state = array.array("i", [gain_q6(gain_db), 1 if dc_removal else 0, _BIAS])
+        self._state = array.array("i", [gain_q6(gain_db), 1 if dc_removal else 0, _BIAS, 0])
         self.level = 0  # mean |sample| of the last frame, for the end-of-speech detector
 
     @property
@@ -107,13 +125,14 @@ class Mic:
             self._i2s = None
 
     def capture(self):
-        # Blocks for one frame (the DMA paces it), converts it into the ring; returns
-        # the new frame. Raises OSError if the I2S delivers a short read.
+        # Blocks for one frame (the DMA paces it) and converts it into the ring; returns
+        # the frame's byte offset in ring.buf. Raises OSError on a short I2S read.
         n = self._i2s.readinto(self._raw)
         if n != FRAME_SAMPLES * _SLOT_BYTES:
             raise OSError("short I2S read")
         ring = self.ring
-        pcm = ring.frame(ring.written)
-        self.level = _convert(self._raw, pcm, FRAME_SAMPLES, self._state) // FRAME_SAMPLES
+        at = ring.offset(ring.written)
+        self._state[_DST] = at // 2
+        self.level = _convert(self._raw, ring.buf, FRAME_SAMPLES, self._state) // FRAME_SAMPLES
         ring.written += 1
-        return pcm
+        return at

@@ -38,6 +38,7 @@ def add_arguments(p):
     p.add_argument("--trace", metavar="FILE", help="write the trace (JSON lines) here")
     p.add_argument("--realtime", action="store_true", help="pace the audio to the wall clock")
     p.add_argument("--live", action=argparse_bool(), default=None, help="live ring line (default: on a terminal)")
+    p.add_argument("--heap-at", type=float, metavar="T", help="report the firmware's heap in use at T s (bench)")
 
 
 def argparse_bool():
@@ -60,7 +61,7 @@ def run(args):
         # What an INMP441 delivers: each sample left-justified in a 32-bit slot.
         (pcm.astype("<i4") << 16).astype("<i4").tofile(audio)
         receiver = _start_receiver(args)
-        host, port = (receiver.host, receiver.port) if receiver else _host_port(args.receiver)
+        host, port = ("127.0.0.1", receiver.port) if receiver else _host_port(args.receiver)
         board_notes, pins = board_dir.prepare(args.board_dir, args.board, args.settings,
                                               {"receiver_host": host, "receiver_port": port,
                                                **board_dir.parse_set(args.set)})
@@ -69,7 +70,8 @@ def run(args):
         trace_path = Path(args.trace) if args.trace else Path(tmp) / "trace.jsonl"
         world = {"board": args.board, "wav": str(Path(args.wav).resolve()), "audio": str(audio), "input_samples": len(pcm), "input_s": len(pcm) / 16000,
                  "board_dir": str(Path(args.board_dir).resolve()), "button_pin": pins["button"]["pin"],
-                 "presses": presses, "outages": outages, "realtime": args.realtime, "drain_s": 75.0}
+                 "presses": presses, "outages": outages, "realtime": args.realtime, "drain_s": 75.0,
+                 "heap_at": args.heap_at}
         started = time.monotonic()
         try:
             end_t = _run_board(world, sorted(args.power_cycle), trace_path, console, receiver)
@@ -152,7 +154,7 @@ def _event(line, t):
 def _outage(receiver, up):
     if receiver is None:
         raise CommandError("--receiver-outage needs the built-in receiver (drop --receiver)")
-    receiver.restart() if up else receiver.pause()
+    receiver.resume() if up else receiver.pause()
 
 
 def _start_receiver(args):

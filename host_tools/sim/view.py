@@ -8,8 +8,8 @@ _STATE = re.compile(r"^I app state old=\S+ new=(\S+)")
 
 
 class Console:
-    def __init__(self, out=sys.stdout, live=None):
-        self._out = out
+    def __init__(self, out=None, live=None):
+        self._out = out = out or sys.stdout
         self._live = out.isatty() if live is None else live
         self.state = "boot"
         self.rgb = []
@@ -29,6 +29,9 @@ class Console:
             if m:
                 self.state = m.group(1)
             self.line(f"[{ev['t']:9.3f}] {ev['line']}")
+            return
+        elif kind == "heap":
+            self.line(f"[{ev['t']:9.3f}] -- heap: firmware uses {ev['firmware_bytes']} bytes, {ev['free_bytes']} free")
             return
         elif kind in ("power", "button"):
             what = "power " + ("on" if ev["on"] else "cut") if kind == "power" else \

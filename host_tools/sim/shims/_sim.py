@@ -40,6 +40,8 @@ _power_cut = int(config["power_cut_t"] * RATE) if config["power_cut_t"] is not N
 _end_at = int(config["input_s"] * RATE)  # the input is over here; finish when idle
 _give_up = _end_at + int(config["drain_s"] * RATE)
 _realtime = config["realtime"]
+_heap_at = int(config.get("heap_at", -1) * RATE) if config.get("heap_at") else -1
+heap_baseline = 0  # set by boot.py: what the shims themselves use
 _wall0 = _time.ticks_ms()
 ring_lit = False  # set by the neopixel shim: is the listening pattern showing?
 _dark_since = 0
@@ -95,12 +97,24 @@ def _script(target):
         samples = max(samples, int(t * RATE))
         emit("receiver", '"up": %s' % ("true" if up else "false"))
         sys.stdin.buffer.read(1)  # the host has done it
+    if 0 <= _heap_at <= target:
+        _report_heap()
     if 0 <= _power_cut <= target:
         samples = max(samples, _power_cut)
         emit("power", '"on": false')
         # The host kills this process now, like pulling the plug: nothing gets to clean up.
         while True:
             _time.sleep_ms(1000)
+
+
+def _report_heap():
+    # For `make bench`: the firmware's heap in use, shims excluded, after a collection.
+    global _heap_at
+    import gc
+
+    _heap_at = -1
+    gc.collect()
+    emit("heap", '"firmware_bytes": %d, "free_bytes": %d' % (gc.mem_alloc() - heap_baseline, gc.mem_free()))
 
 
 def _pace(target):

@@ -65,4 +65,8 @@ vfs.mount(vfs.VfsPosix(_sim.config["board_dir"]), "/")
 os.chdir("/")
 sys.path[:] = ["", "/lib", ".frozen"]
 
+import gc  # noqa: E402
+
+gc.collect()
+_sim.heap_baseline = gc.mem_alloc()
 import main  # noqa: E402,F401  (runs the firmware)

@@ -1,0 +1,176 @@
+# `make bench`: the performance budgets of DESIGN.md, measured and printed.
+#   1. the listening loop, in x86 instructions per second of audio (valgrind callgrind
+#      on the unix port), and what that means on a 240 MHz ESP32 (~15 ns/instruction);
+#   2. the firmware's heap in use after boot and 60 s of listening (unix port);
+#   3. simulator speed as a multiple of real time.
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from host_tools.paths import FIRMWARE
+
+BUDGET_INSTR = 15e6
+BUDGET_HEAP = 64 * 1024
+BUDGET_SPEED = 20
+NS_PER_INSTR_ESP32 = 15
+
+# One frame of the board's listening loop per iteration, as the tasks run it: capture
+# (I2S read + conversion into the pre-roll), the per-frame decisions (detector, end of
+# speech), the button poll (every 20 ms, so once a frame), the ring spinner (every
+# 100 ms) and one pass of the asyncio scheduler. The I2S is a fake handing out
+# prepared slots: on the board, the driver's DMA copy stands in its place.
+LOOP = """
+import asyncio, struct, sys
+from earshot.app import App
+from earshot.mic import Mic, FrameRing
+from earshot.ring import Ring
+from earshot.vad import EndOfSpeech
+from earshot.detector import NoDetector
+from earshot import button
+
+FRAMES = int(sys.argv[-1])
+
+class FakeI2S:
+    def __init__(self):
+        src = bytearray(1280 * 50)
+        for i in range(320 * 50):
+            struct.pack_into('<i', src, i * 4, ((i * 7919) % 4001 - 2000) << 16)
+        mv = memoryview(src)
+        self.frames = [mv[i:i + 1280] for i in range(0, len(src), 1280)]
+        self.next = 0
+    def readinto(self, buf):
+        buf[:] = self.frames[self.next]
+        self.next = (self.next + 1) % 50
+        return 1280
+    def deinit(self):
+        pass
+
+class Pixels:
+    def __init__(self, n): self.px = [(0, 0, 0)] * n
+    def __len__(self): return 12
+    def __setitem__(self, i, v): self.px[i] = v
+    def write(self): pass
+
+class Hw:
+    def button_pressed(self): return False
+    def deinit(self): pass
+
+i2s = FakeI2S()
+mic = Mic(lambda n: i2s, FrameRing(64), 12, True)
+ring = Ring(Pixels(12), 48)
+app = App(Hw(), {"max_session_s": 15, "preroll_ms": 1000}, mic, ring, None, None, NoDetector(),
+          EndOfSpeech(35, 40, 200))
+btn = button.Button()
+mic.start()
+app.state = 1
+
+async def listen():
+    for k in range(FRAMES):
+        app.on_frame(mic.capture())
+        btn.update(False, k * 20)
+        if k % 5 == 0:
+            ring.tick()
+        await asyncio.sleep_ms(0)
+
+asyncio.run(listen())
+"""
+
+
+def _micropython():
+    return str(Path(sys.executable).parent / "micropython")
+
+
+def callgrind_instructions(frames):
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "loop.py"
+        script.write_text(LOOP)
+        out = Path(tmp) / "cg.out"
+        env = dict(os.environ, MICROPYPATH=f"{FIRMWARE}:.frozen")
+        proc = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                               _micropython(), str(script), str(frames)],
+                              env=env, capture_output=True, text=True)
+        m = re.search(r"Collected : (\d+)", proc.stderr)
+        if proc.returncode != 0 or not m:
+            raise RuntimeError(f"callgrind run failed:\n{proc.stderr[-2000:]}")
+        return int(m.group(1))
+
+
+def bench_listening_loop():
+    if shutil.which("valgrind") is None:
+        return "listening loop: SKIPPED (valgrind not installed: apt-get install valgrind)"
+    # Two lengths: the difference cancels interpreter start-up and imports.
+    short, long_ = 250, 1250  # frames of 20 ms
+    a = callgrind_instructions(short)
+    b = callgrind_instructions(long_)
+    per_second = (b - a) / ((long_ - short) * 0.02)
+    core = per_second * NS_PER_INSTR_ESP32 * 1e-9 * 100
+    verdict = "within" if per_second <= BUDGET_INSTR else "OVER"
+    return (f"listening loop: {per_second / 1e6:.2f} M instructions per second of audio "
+            f"(budget {BUDGET_INSTR / 1e6:.0f} M, {verdict}); about {core:.1f} % of one 240 MHz ESP32 core")
+
+
+def _sim(argv):
+    from host_tools.cli import main
+
+    started = time.monotonic()
+    code = main(argv)
+    if code != 0:
+        raise RuntimeError(f"earshot {' '.join(argv)} failed with {code}")
+    return time.monotonic() - started
+
+
+def _room(path, seconds):
+    import numpy as np
+
+    from host_tools.audio import write_wav
+
+    rng = np.random.default_rng(7)
+    write_wav(path, rng.normal(0, 300, int(seconds * 16000)).clip(-32768, 32767).astype(np.int16))
+
+
+def bench_heap(tmp):
+    from host_tools.trace import read_trace
+
+    wav = Path(tmp) / "room70.wav"
+    _room(wav, 70)
+    trace = Path(tmp) / "heap.jsonl"
+    _sim(["sim", "--wav", str(wav), "--board-dir", f"{tmp}/board-heap", "--recordings", f"{tmp}/rec",
+          "--trace", str(trace), "--no-live", "--heap-at", "60"])
+    [heap] = [e for e in read_trace(trace) if e["ev"] == "heap"]
+    used = heap["firmware_bytes"]
+    verdict = "within" if used <= BUDGET_HEAP else "OVER"
+    return f"heap in use after boot + 60 s listening: {used / 1024:.1f} KiB (budget 64 KiB, {verdict}; unix port)"
+
+
+def bench_speed(tmp):
+    wav = Path(tmp) / "room600.wav"
+    _room(wav, 600)
+    wall = _sim(["sim", "--wav", str(wav), "--board-dir", f"{tmp}/board-speed", "--recordings", f"{tmp}/rec",
+                 "--no-live"])
+    speed = 600 / wall
+    verdict = "within" if speed >= BUDGET_SPEED else "UNDER"
+    return f"simulator speed: {speed:.0f}x real time (10 min of audio in {wall:.1f} s; budget >= 20x, {verdict})"
+
+
+def main():
+    import contextlib
+    import io
+
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for bench in (bench_listening_loop, lambda: bench_heap(tmp), lambda: bench_speed(tmp)):
+            quiet = io.StringIO()
+            with contextlib.redirect_stdout(quiet):
+                line = bench()
+            print(line, flush=True)
+            results.append(line)
+    return 1 if any("OVER" in r or "UNDER" in r for r in results) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
