@@ -111,9 +111,18 @@ class Link:
 
     async def send(self, data):
         # Raises OSError if the link is down or the write fails.
+        self.write(data)
+        await self.flush()
+
+    def write(self, data):
+        # Queues data (copied if the socket cannot take it at once); flush() sends it.
         if self._writer is None:
             raise OSError("link down")
         self._writer.write(data)
+
+    async def flush(self):
+        if self._writer is None:
+            raise OSError("link down")
         await self._writer.drain()
 
     def _set_up(self, up):
@@ -140,7 +149,13 @@ class Link:
         return self._host + ":" + str(self._port)
 
     def deinit(self):
+        # Shutting down: close quietly, the app is going away too.
+        self._on_change = _ignore
         self._close()
+
+
+def _ignore(up):
+    pass
 
 
 def _why(e):
@@ -178,7 +193,12 @@ class Session:
             if k < oldest:
                 dropped += oldest - k
                 k = oldest
-            await link.send(self._chunk.fill((k - first) * FRAME_MS, ring, k))
-            k += 1
+            # Everything captured so far in one go (the pre-roll at the start), so the
+            # stream catches up with the mic instead of trailing it by the backlog.
+            last = ring.written if end < 0 else min(end, ring.written)
+            while k < last:
+                link.write(self._chunk.fill((k - first) * FRAME_MS, ring, k))
+                k += 1
+            await link.flush()
         await link.send(event("audio-stop", {"timestamp": (k - first) * FRAME_MS, "dropped": dropped}))
         return k - first, dropped
