@@ -254,7 +254,8 @@ def _draw_state(ax, tl):
     handles = []
     for state in dict.fromkeys(s[2] for s in spans):
         colour = STATE_COLOURS.get(state, OTHER_STATE_COLOUR)
-        ax.broken_barh([(a, b - a) for a, b, s in spans if s == state], (0, 1), facecolors=colour, lw=0)
+        ax.broken_barh(_visible([(a, b) for a, b, s in spans if s == state], tl), (0, 1),
+                       facecolors=colour, lw=0)
         handles.append(Patch(color=colour, label=state))
     for a, b, state in spans:
         if b - a > 0.05 * width:
@@ -300,6 +301,13 @@ def _draw_bytes(ax, tl):
     ax.legend(loc="upper left", fontsize=7, frameon=False, ncol=3)
 
 
+def _visible(periods, tl):
+    # (start, width) for broken_barh, at least two pixels wide: Agg snaps narrower
+    # rectangles away, and a short press or state must still show.
+    min_width = 2 * (tl.t1 - tl.t0) / PIXEL_COLUMNS
+    return [(a, max(b - a, min_width)) for a, b in periods]
+
+
 def _column_peaks(x, y, tl):
     # The largest y in each pixel-wide column of time where y > 0, at column centres.
     import numpy as np
@@ -315,11 +323,8 @@ def _column_peaks(x, y, tl):
 def _draw_events(ax, tl, violations):
     rows = [("button", tl.button, "#333333"), ("mic on", tl.mic, "#2ca02c"),
             ("power off", [(t, not on) for t, on in tl.power], "#666666")]
-    min_width = (tl.t1 - tl.t0) / PIXEL_COLUMNS  # a short press still shows
     for y, (_, edges, colour) in enumerate(rows):
-        periods = _periods(edges, tl.t1)
-        ax.broken_barh([(a, max(b - a, min_width)) for a, b in periods], (3 - y - 0.35, 0.7),
-                       facecolors=colour, lw=0)
+        ax.broken_barh(_visible(_periods(edges, tl.t1), tl), (3 - y - 0.35, 0.7), facecolors=colour, lw=0)
     if violations:
         import numpy as np
 

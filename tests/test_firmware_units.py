@@ -292,3 +292,56 @@ def test_every_shipped_board_map_loads(mpy, tmp_path):
         (tmp_path / "board.json").write_text(path.read_text())
         out = mpy("from earshot import pinmap\nprint(pinmap.load()['name'])", cwd=tmp_path)
         assert out.strip() == path.stem
+
+
+def test_slow_link_drops_oldest_frames_counts_them_and_keeps_order(mpy):
+    # The capture keeps its pace while the link stalls: the send queue drops the oldest
+    # frames, counts them, and what is sent stays in order with no duplicates.
+    out = mpy("""
+import asyncio, json
+from earshot.mic import FrameRing
+from earshot.link import ChunkBuffer, Session
+
+ring = FrameRing(10)
+
+class SlowLink:
+    def __init__(self):
+        self.stamps = []
+        self.stall = True
+    def write(self, data):
+        head = bytes(data[:data.index(b"\\n")])
+        ev = json.loads(head)
+        if ev["type"] == "audio-chunk":
+            self.stamps.append(ev["data"]["timestamp"])
+    async def flush(self):
+        if self.stall and len(self.stamps) >= 5:
+            self.stall = False
+            await asyncio.sleep_ms(300)  # 15 frames' worth: more than the queue holds
+    async def send(self, data):
+        self.write(data)
+        await self.flush()
+
+link = SlowLink()
+end = [-1]
+
+async def capture():
+    for _ in range(60):
+        ring.written += 1
+        await asyncio.sleep_ms(20)
+    end[0] = ring.written
+
+async def main():
+    asyncio.create_task(capture())
+    await asyncio.sleep_ms(100)
+    result = await Session(link, ring, ChunkBuffer()).stream(0, "button", lambda: end[0])
+    print(json.dumps({"result": result, "stamps": link.stamps}))
+
+asyncio.run(main())
+""")
+    [report] = json_lines(out)
+    frames, dropped = report["result"]
+    stamps = report["stamps"]
+    assert dropped > 0
+    assert stamps == sorted(set(stamps))  # in order, nothing twice
+    assert len(stamps) + dropped == 60  # every frame either sent or counted as dropped
+    assert stamps[-1] == 59 * 20

@@ -13,6 +13,7 @@ BLUE = [[0, 0, 200]] * 12
 DARK = [[0, 0, 0]] * 12
 RING_BLUE = (0, 0, 229)  # BLUE as drawn: 200/255 gamma-encoded
 VIOLATION_RED = (214, 39, 40)  # the audit tick colour
+BUTTON_GREY = (51, 51, 51)  # a button held down
 
 
 def send(t, n):
@@ -140,8 +141,10 @@ def test_an_hour_long_trace_renders(tmp_path, earshot):
         events.append({"t": t0, "ev": "led", "rgb": BLUE})
         events += [send(round(t0 + 0.032 * i, 3), 1024) for i in range(125)]
         events += [{"t": t0 + 4.0, "ev": "led", "rgb": DARK}, send(t0 + 20, 60), send(t0 + 50, 60)]
-    events.append({"t": 3600.0, "ev": "end"})
+    events += [{"t": 1805.0, "ev": "button", "pressed": True}, {"t": 1805.1, "ev": "button", "pressed": False}]
+    events = sorted(events, key=lambda ev: ev["t"]) + [{"t": 3600.0, "ev": "end"}]
     status, _, _ = earshot("plot", write_trace(tmp_path / "hour.jsonl", events), "-o", tmp_path / "hour.png")
     image = pixels(tmp_path / "hour.png")
     assert status == 0 and image.shape == (880, 1540, 3)
     assert count_colour(image, RING_BLUE) > 100  # 4 s sessions still show in the ring row
+    assert count_colour(image, BUTTON_GREY, 0) > 70  # so does a 0.1 s press

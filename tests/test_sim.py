@@ -176,3 +176,12 @@ def test_other_rates_and_channels_are_converted(tmp_path, capsys):
     run = sim(tmp_path, capsys, wav=tmp_path / "s.wav")
     assert run.code == 0
     assert "mixed 2 channels to mono" in run.out
+
+
+def test_a_session_ends_at_its_maximum_length(tmp_path, capsys):
+    run = sim(tmp_path, capsys, "--press", 3.0, "--set", "max_session_s=2")
+    assert run.code == 0, run.err
+    [(meta, stored)] = run.sessions()
+    assert any("why=max_length" in line for line in run.serial())
+    assert abs(len(stored) / 16000 - 3.0) <= 0.04  # 1 s pre-roll + 2 s
+    _audit_clean(run)
