@@ -38,3 +38,16 @@ def need(program):
 @pytest.fixture
 def mpy():
     return run_micropython
+
+
+@pytest.fixture
+def earshot(capsys):
+    # Runs `earshot ARGS...` in-process -> (exit status, stdout, stderr).
+    from host_tools import cli
+
+    def run(*args):
+        status = cli.main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return status, captured.out, captured.err
+
+    return run

@@ -4,7 +4,6 @@ import json
 
 import pytest
 
-from host_tools import cli
 from host_tools.audit import audit
 from host_tools.errors import CommandError
 from host_tools.trace import is_amber, is_listening, is_muted, read_trace, ring_states
@@ -46,18 +45,6 @@ def rules(events):
 def write_trace(path, events):
     path.write_text("".join(json.dumps(ev) + "\n" for ev in events))
     return str(path)
-
-
-@pytest.fixture
-def earshot(capsys):
-    # Runs `earshot ARGS...` -> (exit status, stdout, stderr).
-
-    def run(*args):
-        status = cli.main([str(a) for a in args])
-        captured = capsys.readouterr()
-        return status, captured.out, captured.err
-
-    return run
 
 
 # --- ring rules ---------------------------------------------------------------

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from host_tools import cli
 
 BLUE = [[0, 0, 200]] * 12
 DARK = [[0, 0, 0]] * 12
@@ -50,18 +49,6 @@ def write_wav(path, seconds=60, rate=16000):
         w.setframerate(rate)
         w.writeframes(samples.tobytes())
     return path
-
-
-@pytest.fixture
-def earshot(capsys):
-    # Runs `earshot ARGS...` -> (exit status, stdout, stderr).
-
-    def run(*args):
-        status = cli.main([str(a) for a in args])
-        captured = capsys.readouterr()
-        return status, captured.out, captured.err
-
-    return run
 
 
 def pixels(path):
