@@ -185,3 +185,39 @@ def test_a_session_ends_at_its_maximum_length(tmp_path, capsys):
     assert any("why=max_length" in line for line in run.serial())
     assert abs(len(stored) / 16000 - 3.0) <= 0.04  # 1 s pre-roll + 2 s
     _audit_clean(run)
+
+
+def test_mic_input_runs_live_from_a_stream(tmp_path, capsys, monkeypatch):
+    # `--mic` with a fake microphone: blocks of the demo recording, as a sound card
+    # would deliver them. The board hears them in real time and streams the press.
+    from host_tools.sim import live
+
+    heard, _ = load_wav(DEMO)
+
+    def fake_microphone():
+        for i in range(0, 16000 * 8, 320):
+            yield heard[i:i + 320]
+
+    monkeypatch.setattr(live, "open_microphone", fake_microphone)
+    run = sim(tmp_path, capsys, "--mic", "--press", 3.0, "--set", "gain_db=0", "--set", "dc_removal=false")
+    assert run.code == 0, run.err
+    [(meta, stored)] = run.sessions()
+    [start] = find(heard, stored)
+    assert 2.1 <= start / 16000 <= 2.3
+
+
+def test_mic_without_a_sound_device_is_one_clear_error(tmp_path, capsys, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_sounddevice(name, *args, **kw):
+        if name == "sounddevice":
+            raise OSError("PortAudio library not found")
+        return real_import(name, *args, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_sounddevice)
+    run = sim(tmp_path, capsys, "--mic")
+    assert run.code == 1
+    assert run.err.startswith("earshot: no audio input available (PortAudio library not found)")
+    assert run.err.count("\n") == 1

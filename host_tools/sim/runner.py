@@ -24,6 +24,7 @@ SHORT_PRESS_S = 0.15
 
 def add_arguments(p):
     p.add_argument("--wav", default=str(DEMO_WAV), help="what the microphone hears (default: the bundled demo)")
+    p.add_argument("--mic", action="store_true", help="hear this computer's microphone, in real time (Ctrl-C ends)")
     p.add_argument("--board", default="sim", help="pin map from boards/ (default: sim)")
     p.add_argument("--board-dir", default="sim-board", help="the board's filesystem folder, kept between runs")
     p.add_argument("--settings", help="settings.json to install on the board before boot (copied as is)")
@@ -50,7 +51,15 @@ def argparse_bool():
 def run(args):
     from host_tools.audio import load_wav
 
-    pcm, notes = load_wav(args.wav)
+    source = None
+    if args.mic:
+        from host_tools.sim.live import open_microphone
+
+        source = open_microphone()
+        pcm, notes = [], []
+        args.realtime = True
+    else:
+        pcm, notes = load_wav(args.wav)
     presses = _presses(args.press, args.hold)
     outages = [_pair(o, "--receiver-outage") for o in args.receiver_outage]
     console = Console(live=args.live)
@@ -58,8 +67,18 @@ def run(args):
         console.line(f"earshot sim: {args.wav}: {note}")
     with tempfile.TemporaryDirectory(prefix="earshot-sim-") as tmp:
         audio = Path(tmp) / "mic.i32"
-        # What an INMP441 delivers: each sample left-justified in a 32-bit slot.
-        (pcm.astype("<i4") << 16).astype("<i4").tofile(audio)
+        live_done = None
+        if source is None:
+            # What an INMP441 delivers: each sample left-justified in a 32-bit slot.
+            (pcm.astype("<i4") << 16).astype("<i4").tofile(audio)
+        else:
+            from host_tools.sim.live import MicFeed
+
+            audio.touch()
+            live_done = Path(tmp) / "mic.done"
+            live_done.touch()
+            feed = MicFeed(source, audio, live_done)
+            feed.start()
         receiver = _start_receiver(args)
         host, port = ("127.0.0.1", receiver.port) if receiver else _host_port(args.receiver)
         board_notes, pins = board_dir.prepare(args.board_dir, args.board, args.settings,
@@ -68,7 +87,8 @@ def run(args):
         for note in board_notes:
             console.line(f"earshot sim: {note}")
         trace_path = Path(args.trace) if args.trace else Path(tmp) / "trace.jsonl"
-        world = {"board": args.board, "wav": str(Path(args.wav).resolve()), "audio": str(audio), "input_samples": len(pcm), "input_s": len(pcm) / 16000,
+        world = {"board": args.board, "wav": None if args.mic else str(Path(args.wav).resolve()),
+                 "audio": str(audio), "live_done": live_done and str(live_done), "input_samples": len(pcm), "input_s": len(pcm) / 16000,
                  "board_dir": str(Path(args.board_dir).resolve()), "button_pin": pins["button"]["pin"],
                  "presses": presses, "outages": outages, "realtime": args.realtime, "drain_s": 75.0,
                  "heap_at": args.heap_at}
@@ -76,6 +96,8 @@ def run(args):
         try:
             end_t = _run_board(world, sorted(args.power_cycle), trace_path, console, receiver)
         finally:
+            if source is not None:
+                feed.stop()
             console.close()
             if receiver:
                 receiver.wait_idle(5)
@@ -108,8 +130,10 @@ def _boot(cfg, trace, console, receiver):
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(cfg, f)
     env = dict(os.environ, EARSHOT_SIM_CONFIG=f.name, MICROPYPATH=f"{SHIMS}:.frozen")
+    # Its own session: Ctrl-C reaches the runner, which ends the run in order.
     proc = subprocess.Popen([_micropython(), str(SHIMS / "boot.py")], env=env, cwd=str(SHIMS),
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
     t = cfg["start_t"]
     tail = []
     try:
@@ -129,6 +153,9 @@ def _boot(cfg, trace, console, receiver):
                 proc.stdin.write(b"\n")
                 proc.stdin.flush()
         code = proc.wait()
+    except KeyboardInterrupt:
+        console.line(f"earshot sim: stopped at t={t:.3f}s (Ctrl-C)")
+        code = 0
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -25,6 +25,10 @@ with open(os.getenv("EARSHOT_SIM_CONFIG")) as _f:
     config = json.loads(_f.read())
 # Opened now: once the board's folder becomes the root, host paths are out of reach.
 audio = open(config["audio"], "rb")
+# Live input (a microphone): the host appends to `audio` as it records and writes a
+# byte to this file when the recording ends.
+_live_done = open(config["live_done"], "rb") if config.get("live_done") else None
+input_samples = config["input_samples"] if _live_done is None else 1 << 60
 
 samples = int(config["start_t"] * RATE)  # the audio clock
 _presses = config["presses"]  # [[t_down, t_up], ...] in seconds, sorted
@@ -37,7 +41,7 @@ for _t, _s in config["outages"]:
 _outage_edges.sort()
 _button_down = False
 _power_cut = int(config["power_cut_t"] * RATE) if config["power_cut_t"] is not None else -1
-_end_at = int(config["input_s"] * RATE)  # the input is over here; finish when idle
+_end_at = input_samples  # the input is over here; finish when idle
 _give_up = _end_at + int(config["drain_s"] * RATE)
 _realtime = config["realtime"]
 _heap_at = int(config.get("heap_at", -1) * RATE) if config.get("heap_at") else -1
@@ -121,6 +125,24 @@ def _pace(target):
     ahead = target * 1000 // RATE - int(config["start_t"] * 1000) - _time.ticks_diff(_time.ticks_ms(), _wall0)
     if ahead > 0:
         _time.sleep_ms(ahead)
+
+
+def wait_for_input(upto):
+    # Live input: blocks until the host has recorded up to sample `upto`, or learns
+    # that the recording has ended (then the run ends like a file input would).
+    global input_samples, _end_at, _give_up
+    if _live_done is None:
+        return
+    while True:
+        have = audio.seek(0, 2) // 4
+        if have >= upto:
+            return
+        _live_done.seek(0)
+        if _live_done.read(1):
+            input_samples = _end_at = have
+            _give_up = have + int(config["drain_s"] * RATE)
+            return
+        _time.sleep_ms(5)
 
 
 def button_down():

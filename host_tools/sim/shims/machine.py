@@ -54,7 +54,6 @@ class I2S:
         self._ibuf_samples = ibuf // 4
         self._pos = _sim.samples  # the DMA starts capturing now
         self._f = _sim.audio
-        self._f_end = _sim.config["input_samples"]
         _sim.emit("mic", '"on": true')
 
     def readinto(self, buf):
@@ -63,10 +62,11 @@ class I2S:
         if late > self._ibuf_samples:  # the DMA buffer overflowed: oldest audio is lost
             self._pos += late - self._ibuf_samples
         _sim.advance_to(self._pos + n)
+        _sim.wait_for_input(self._pos + n)
         got = 0
         if self._f is None:
             raise OSError("I2S is deinitialised")
-        if self._pos < self._f_end:
+        if self._pos < _sim.input_samples:
             self._f.seek(self._pos * 4)
             got = self._f.readinto(buf) or 0
         for i in range(got, len(buf)):
