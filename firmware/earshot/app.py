@@ -15,13 +15,13 @@ from earshot import ring as rings
 from earshot.log import Logger, value
 from earshot.mic import FRAME_MS
 
-BOOT = const(0)
-IDLE = const(1)
-STREAMING = const(2)
-MUTED = const(3)
-OFFLINE = const(4)
+_BOOT = const(0)
+_IDLE = const(1)
+_STREAMING = const(2)
+_MUTED = const(3)
+_OFFLINE = const(4)
 
-NAMES = ("boot", "idle", "streaming", "muted", "offline")
+_NAMES = ("boot", "idle", "streaming", "muted", "offline")
 _RING = (rings.BOOT, rings.DARK, rings.LISTENING, rings.MUTED, rings.PROBLEM)
 
 _BUTTON_POLL_MS = const(20)
@@ -43,7 +43,7 @@ class App:
         self._button = buttons.Button()
         self._max_frames = settings["max_session_s"] * 1000 // FRAME_MS
         self._preroll_frames = settings["preroll_ms"] // FRAME_MS
-        self.state = BOOT
+        self.state = _BOOT
         self._end = -1  # end frame of the streaming session, -1 while it runs
         self._start = 0
         self._task = None
@@ -54,37 +54,37 @@ class App:
             return
         self.state = new
         self._ring.show(_RING[new])  # before anything is sent: lit before sent (P2)
-        _log.info("state", "old=" + NAMES[old] + " new=" + NAMES[new] + " why=" + why)
+        _log.info("state", "old=" + _NAMES[old] + " new=" + _NAMES[new] + " why=" + why)
 
     # Events -----------------------------------------------------------------------------
 
     def on_link(self, up):
         # Called on every connection attempt's outcome.
-        if self.state in (BOOT, IDLE) and not up:
-            self._set_state(OFFLINE, "receiver_unreachable")
-        elif self.state in (BOOT, OFFLINE) and up:
-            self._set_state(IDLE, "receiver_up")
+        if self.state in (_BOOT, _IDLE) and not up:
+            self._set_state(_OFFLINE, "receiver_unreachable")
+        elif self.state in (_BOOT, _OFFLINE) and up:
+            self._set_state(_IDLE, "receiver_up")
 
     def on_press(self, kind):
         s = self.state
         if kind == buttons.LONG:
-            if s == MUTED:
+            if s == _MUTED:
                 self._unmute()
             else:
                 self._mute()
-        elif s == IDLE:
+        elif s == _IDLE:
             self._start_session("button")
-        elif s == STREAMING:
+        elif s == _STREAMING:
             self._finish("button")
         else:
-            _log.info("press_ignored", "state=" + NAMES[s])
+            _log.info("press_ignored", "state=" + _NAMES[s])
 
     def on_frame(self, at):
         # Runs after every captured frame (at: its offset in the ring): the listening
         # loop's decisions. No allocation here while idle (tests check under heap_lock).
         level = self._mic.level
         woke = self._detector.process(self._mic.ring.buf, at)
-        if self.state == STREAMING:
+        if self.state == _STREAMING:
             if self._end < 0:
                 n = self._mic.ring.written - self._start
                 if self._vad.update(level):
@@ -93,7 +93,7 @@ class App:
                     self._finish("max_length")
         else:
             self._vad.track(level)
-            if woke and self.state == IDLE:
+            if woke and self.state == _IDLE:
                 self._start_session("wake")
 
     # Actions ----------------------------------------------------------------------------
@@ -103,7 +103,7 @@ class App:
         self._start = max(self._mic.ring.oldest(), written - self._preroll_frames)
         self._end = -1
         self._vad.reset()
-        self._set_state(STREAMING, trigger)
+        self._set_state(_STREAMING, trigger)
         self._task = asyncio.create_task(self._stream(trigger))
 
     def _finish(self, why):
@@ -120,8 +120,8 @@ class App:
             _log.warn("session_failed", "error=" + value(e))
         finally:
             self._task = None
-            if self.state == STREAMING:  # after the last byte: lit until then (P2)
-                self._set_state(IDLE if ok and self._link.up else OFFLINE, "session_over")
+            if self.state == _STREAMING:  # after the last byte: lit until then (P2)
+                self._set_state(_IDLE if ok and self._link.up else _OFFLINE, "session_over")
 
     def _end_frame(self):
         return self._end
@@ -134,12 +134,12 @@ class App:
             self._task.cancel()
             self._task = None
             self._link.drop()
-        self._set_state(MUTED, "long_press")
+        self._set_state(_MUTED, "long_press")
         self._settings.save("muted", True)
 
     def _unmute(self):
         # The ring leaves red first: red must always mean the mic is off.
-        self._set_state(IDLE if self._link.up else OFFLINE, "long_press")
+        self._set_state(_IDLE if self._link.up else _OFFLINE, "long_press")
         self._mic.start()
         self._settings.save("muted", False)
 
@@ -170,7 +170,7 @@ class App:
     async def run(self):
         self._ring.show(rings.BOOT)
         if self._settings["muted"]:
-            self._set_state(MUTED, "saved_mute")
+            self._set_state(_MUTED, "saved_mute")
         else:
             self._mic.start()
         tasks = [asyncio.create_task(t) for t in
