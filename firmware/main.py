@@ -3,9 +3,9 @@
 # boots on defaults (see earshot/settings.py).
 import asyncio
 
-from earshot import board, pinmap, settings
+from earshot import board, pinmap, settings, wakemodel
 from earshot.app import App
-from earshot.detector import NoDetector
+from earshot.detector import NoDetector, WakeDetector
 from earshot.link import ChunkBuffer, Link, Session
 from earshot.log import Logger, value
 from earshot.mic import FRAME_MS, FrameRing, Mic
@@ -16,6 +16,24 @@ FIRMWARE = "earshot-0.1"
 _SEND_SLACK_FRAMES = 8  # queue beyond the pre-roll: 160 ms of network hiccup
 
 _log = Logger("main")
+
+
+def wake_detector(cfg):
+    # The wake-word model named in settings; without a usable one the board still works,
+    # push-to-talk only, and says why on the console.
+    path = cfg["wake_model"]
+    if not path:
+        _log.info("wake", "model=none using=push_to_talk")
+        return NoDetector()
+    try:
+        model = wakemodel.load(path)
+        detector = WakeDetector(model, cfg["sensitivity"])
+    except (wakemodel.ModelError, ValueError) as e:
+        _log.error("wake", "model=" + value(path) + " error=" + value(e) + " using=push_to_talk")
+        return NoDetector()
+    _log.info("wake", "model=" + value(path) + " phrase=" + value(model.phrase) + " sensitivity="
+              + cfg["sensitivity"] + " cutoff=" + str(detector.cutoff))
+    return detector
 
 
 def build(hw, cfg):
@@ -34,7 +52,7 @@ def build(hw, cfg):
     link = Link(open_connection, cfg["receiver_host"], cfg["receiver_port"], cfg["device"], FIRMWARE, on_link)
     vad = EndOfSpeech(cfg["vad_hangover_ms"] // FRAME_MS, cfg["vad_min_level"], 4000 // FRAME_MS)
     app = App(hw, cfg, mic, Ring(hw.ring, cfg["brightness"]), link, Session(link, ring, ChunkBuffer()),
-              NoDetector(), vad)
+              wake_detector(cfg), vad)
     return app
 
 

@@ -94,7 +94,8 @@ class App:
         else:
             self._vad.track(level)
             if woke and self.state == _IDLE:
-                self._start_session("wake")
+                self._start_session("wake")  # the ring first; then the log line
+                _log.info("wake", "score=" + str(self._detector.score))
 
     # Actions ----------------------------------------------------------------------------
 
@@ -140,6 +141,7 @@ class App:
     def _unmute(self):
         # The ring leaves red first: red must always mean the mic is off.
         self._set_state(_IDLE if self._link.up else _OFFLINE, "long_press")
+        self._detector.reset()  # nothing heard before the mute may complete a phrase
         self._mic.start()
         self._settings.save("muted", False)
 

@@ -24,7 +24,10 @@ SCHEMA = {
     "max_session_s": (int, 15, 2, 60),
     "vad_hangover_ms": (int, 700, 200, 3000),
     "vad_min_level": (int, 40, 1, 10000),
+    "wake_model": (str, "hey_jarvis.eww", 0, 64),  # "" = push-to-talk only
+    "sensitivity": (str, "default", 3, 7),
 }
+_CHOICES = {"sensitivity": ("low", "default", "high")}
 
 _SECRET_KEYS = ("wifi_password",)
 
@@ -62,7 +65,7 @@ def _validated(key, v):
     if ok and kind is int:
         ok = low <= v <= high
     elif ok and kind is str:
-        ok = low <= len(v) <= high
+        ok = low <= len(v) <= high and v in _CHOICES.get(key, (v,))
     if not ok:
         shown = "***" if key in _SECRET_KEYS else value(v)
         _log.warn("invalid", "key=" + key + " value=" + shown + " using=" + value(default))

@@ -20,18 +20,24 @@ def pinmap(name):
     return json.loads(path.read_text())
 
 
-def prepare(folder, board, settings_file=None, overrides=None):
-    # Installs firmware + board.json (+ settings) into the folder; returns a list of notes.
+def prepare(folder, board, settings_file=None, overrides=None, extra_files=()):
+    # Installs firmware + board.json (+ settings, + extra files such as a wake-word model)
+    # into the folder; returns (notes, pin map).
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     pins = pinmap(board)
     for old in (folder / "earshot").glob("*.py"):
         old.unlink()
     (folder / "earshot").mkdir(exist_ok=True)
-    for src in FIRMWARE.rglob("*.py"):
+    for src in [*FIRMWARE.rglob("*.py"), *FIRMWARE.glob("*.eww")]:
         dst = folder / src.relative_to(FIRMWARE)
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dst)
+    for extra in extra_files:
+        try:
+            shutil.copyfile(extra, folder / Path(extra).name)
+        except OSError as e:
+            raise CommandError(f"cannot read {extra}: {e.strerror}")
     (folder / "board.json").write_text(json.dumps(pins, indent=1))
     settings = folder / "settings.json"
     if settings_file is not None:

@@ -29,6 +29,7 @@ def add_arguments(p):
     p.add_argument("--board-dir", default="sim-board", help="the board's filesystem folder, kept between runs")
     p.add_argument("--settings", help="settings.json to install on the board before boot (copied as is)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one setting")
+    p.add_argument("--wake-model", metavar="FILE", help="install this wake-word model (.eww) on the board and use it")
     p.add_argument("--press", action="append", type=float, default=[], metavar="T", help="short press at T seconds")
     p.add_argument("--hold", action="append", default=[], metavar="T:SECONDS", help="hold the button (1.5 s mutes)")
     p.add_argument("--power-cycle", action="append", type=float, default=[], metavar="T", help="pull the plug at T")
@@ -81,9 +82,12 @@ def run(args):
             feed.start()
         receiver = _start_receiver(args)
         host, port = ("127.0.0.1", receiver.port) if receiver else _host_port(args.receiver)
+        overrides = {"receiver_host": host, "receiver_port": port}
+        if args.wake_model:
+            overrides["wake_model"] = Path(args.wake_model).name
         board_notes, pins = board_dir.prepare(args.board_dir, args.board, args.settings,
-                                              {"receiver_host": host, "receiver_port": port,
-                                               **board_dir.parse_set(args.set)})
+                                              {**overrides, **board_dir.parse_set(args.set)},
+                                              extra_files=[args.wake_model] if args.wake_model else [])
         for note in board_notes:
             console.line(f"earshot sim: {note}")
         trace_path = Path(args.trace) if args.trace else Path(tmp) / "trace.jsonl"
