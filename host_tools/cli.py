@@ -12,6 +12,7 @@ COMMANDS = {
     "receive": ("host_tools.receiver", "receive audio sessions from boards and store them"),
     "audit": ("host_tools.audit", "check a trace against the privacy invariants P1-P4"),
     "plot": ("host_tools.plot", "draw a trace as a timeline PNG"),
+    "wake": ("host_tools.wake.cli", "train, run and measure the wake-word detector"),
 }
 
 
