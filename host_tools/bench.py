@@ -4,7 +4,8 @@
 #      240 MHz ESP32 (~15 ns/instruction);
 #   2. the firmware's heap in use after boot and 60 s of listening (unix port);
 #   3. simulator speed as a multiple of real time;
-#   4. wake latency on the simulated board: from the end of "hey jarvis" (held-out voices)
+#   4. `earshot wake detect` speed (the firmware detector under MicroPython, on the host);
+#   5. wake latency on the simulated board: from the end of "hey jarvis" (held-out voices)
 #      to the blue ring (budget 100 ms) and to the first audio on the wire (250 ms).
 import os
 import re
@@ -177,6 +178,21 @@ def bench_speed(tmp):
     return f"simulator speed: {speed:.0f}x real time (10 min of audio in {wall:.1f} s; budget >= 20x, {verdict})"
 
 
+def bench_detect_speed(tmp, seconds=600):
+    from host_tools.audio import load_wav
+    from host_tools.wake.detect_runner import run_firmware_detector
+
+    wav = Path(tmp) / "room600.wav"
+    if not wav.exists():
+        _room(wav, seconds)
+    pcm, _ = load_wav(wav)
+    started = time.monotonic()
+    run_firmware_detector(str(FIRMWARE / "hey_jarvis.eww"), [(str(wav), pcm)], 255, echo=lambda hit: None)
+    wall = time.monotonic() - started
+    return (f"wake detect: {len(pcm) / 16000 / wall:.0f}x real time (the firmware detector under MicroPython, "
+            f"{len(pcm) / 16000 / 60:.0f} min of audio in {wall:.1f} s)")
+
+
 def _wake_recording(path, n):
     # n held-out "hey jarvis" clips (data.positive_set: ~1 s lead-in, the phrase, 0.5 s
     # after), each at the start of an 8 s slot of quiet room noise. Returns the phrase ends (s).
@@ -248,7 +264,7 @@ def main():
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for bench in (bench_listening_loop, lambda: bench_heap(tmp), lambda: bench_speed(tmp),
-                      lambda: bench_wake_latency(tmp)):
+                      lambda: bench_detect_speed(tmp), lambda: bench_wake_latency(tmp)):
             quiet = io.StringIO()
             with contextlib.redirect_stdout(quiet):
                 line = bench()

@@ -207,3 +207,18 @@ def test_piper_voice_is_deterministic_when_installed(D):
     assert np.array_equal(a[0], b[0]) and a[1] == b[1]
     pcm, end = a
     assert 1600 + 0.3 * RATE < end < len(pcm) and pcm.dtype == np.int16
+
+
+def test_flite_voices_say_the_phrase_and_mark_its_end(D):
+    # The train split's second synthesiser: each voice's positive ends (by energy) after
+    # the phrase and before the carrier sentence that follows it.
+    need("flite")
+    rng = np.random.default_rng(4)
+    for voice in D.FLITE_VOICES:
+        job = D._flite_job(rng, "{p}, what time is it?", PHRASE, -20.0, 1600, 1600, None)
+        job["voice"] = voice
+        pcm, end = D._run_job(job)
+        assert pcm.dtype == np.int16 and 1600 + 0.4 * RATE < end < len(pcm) - 0.5 * RATE, (voice, end, len(pcm))
+        assert D.active_power(pcm[end + 1600:]) > 0  # the carrier sentence follows
+    assert D._use_flite("train", "full") and not D._use_flite("heldout", "full")
+    assert not D._use_flite("train", "quick")

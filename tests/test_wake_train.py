@@ -174,3 +174,24 @@ def test_second_phrase_wakes_the_simulated_board(quick_model, heldout, tmp_path,
     end = (len(quiet) + clip.end) / 16000
     [wake] = [e["t"] for e in run.of("serial") if "why=wake" in e["line"]]
     assert end - 0.5 <= wake <= end + 1.0
+
+
+def test_window_variety_keeps_silence_and_labels_apart():
+    from host_tools.wake.train import vary_windows
+
+    rng = np.random.default_rng(1)
+    x = rng.integers(1, 200, (200, 48, 32)).astype(np.uint8)
+    x[:, :10] = 0  # digital silence before a clip
+    assert vary_windows(x, rng, 0.0) is x
+    y = vary_windows(x, rng, 0.5)
+    assert y.shape == x.shape and y.dtype == np.uint8
+    assert (y[:, :10] == 0).all()
+    changed = (y != x).any(axis=(1, 2))
+    assert 0.75 <= changed.mean() <= 0.95  # 1 - 0.5**3 of the windows, give or take
+
+
+def test_near_miss_hits_counts_only_adversarial_segments():
+    from host_tools.wake.evaluate import near_miss_hits
+
+    segments = [(0, 16000, "speech:espeak:x", "a sentence"), (32000, 48000, "adversarial:espeak:y", "pay jarvis")]
+    assert near_miss_hits([8000, 40000, 60000, 70000], segments) == 2  # 60000 is within 1 s after

@@ -46,7 +46,7 @@ PLANS = {
               "epochs": 16, "steps": 60, "batch": 256, "lr": 3e-3, "hard": 256},
     "full": {"corpus": "full", "extra_pos": 0, "tones": 1500, "stream_hours": 3.0, "pos_aug": 2,
              "calib_hours": 2.0, "calib_pos": 300,
-             "epochs": 40, "steps": 300, "batch": 512, "lr": 2e-3, "hard": 4000},
+             "epochs": 40, "steps": 300, "batch": 512, "lr": 2e-3, "hard": 4000, "vary": 0.35},
 }
 
 
@@ -506,6 +506,41 @@ def _batch(corpus, stream, pools, rng, size, pos_frac=0.25):
     return np.concatenate(parts), np.concatenate(ys)
 
 
+def vary_windows(xb, rng, share):
+    """Feature-domain variety for a `share` of the windows of a batch (positives and
+    negatives alike), each kind drawn on its own: another level (+-12 dB: 16 feature units
+    per 6 dB), another vocal tract (the bands shifted by up to 1.2 bands, about +-10 % in
+    formant frequency above 1 kHz) and SpecAugment-style masks (up to 3 bands, up to 4
+    frames, set to the window's mean). All-zero features (digital silence) stay zero."""
+    import numpy as np
+
+    if share <= 0:
+        return xb
+    b, t, n = xb.shape
+    x = xb.astype(np.float32)
+    silent = xb == 0
+    pick = lambda: np.flatnonzero(rng.random(b) < share)  # noqa: E731
+    i = pick()
+    x[i] += rng.uniform(-32, 32, (len(i), 1, 1)).astype(np.float32)
+    i = pick()
+    if len(i):
+        src = np.clip(np.arange(n)[None, :] + rng.uniform(-1.2, 1.2, (len(i), 1)), 0, n - 1)
+        lo = np.floor(src).astype(np.int64)
+        hi = np.minimum(lo + 1, n - 1)
+        w = (src - lo).astype(np.float32)[:, None, :]
+        xi = x[i]
+        x[i] = (np.take_along_axis(xi, lo[:, None, :].repeat(t, 1), 2) * (1 - w)
+                + np.take_along_axis(xi, hi[:, None, :].repeat(t, 1), 2) * w)
+    mean = x.mean(axis=(1, 2))
+    for k in pick():
+        f0, fw = int(rng.integers(0, n)), int(rng.integers(1, 4))
+        x[k, :, f0:f0 + fw] = mean[k]
+        t0, tw = int(rng.integers(0, t)), int(rng.integers(1, 5))
+        x[k, t0:t0 + tw, :] = mean[k]
+    x[silent] = 0
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
 def mine_hard(net, stream, limit, min_gap=10):
     # The highest-scoring windows of the negative stream, at most one per `min_gap` frames.
     import numpy as np
@@ -550,6 +585,7 @@ def train_net(corpus, stream, plan, seed, log):
             frac = (ep * steps + s) / (epochs * steps)
             lr = plan["lr"] * (0.5 * (1 + math.cos(math.pi * frac)) * 0.95 + 0.05)
             xb, yb = _batch(corpus, stream, pools, rng, batch)
+            xb = vary_windows(xb, rng, plan.get("vary", 0.0))
             wb = np.ones(len(yb), np.float32)
             z, cache = net.forward(xb, train=True, rng=rng, dropout=0.1)
             loss, dz = bce_grad(z, yb, wb)
