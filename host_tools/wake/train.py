@@ -234,6 +234,17 @@ def bce_grad(z, y, w):
 # --- features for a corpus -----------------------------------------------------------
 
 
+FEATURE_WORKERS = 2
+
+
+def _clip_features(pcm):
+    import numpy as np
+
+    from host_tools.wake import reference
+
+    return np.asarray(reference.features(pcm), np.uint8)
+
+
 class FeatureSet:
     """Features of many clips in one array. Window ending at frame e of clip i is
     feats[start[i] + e - T + 1 : start[i] + e + 1]; every clip is padded at its start
@@ -246,28 +257,36 @@ class FeatureSet:
 
     @classmethod
     def from_clips(cls, items, progress=None):
-        # items: iterable of (pcm int16, label, end sample or None, source str)
-        import numpy as np
+        # items: iterable of (pcm int16, label, end sample or None, source str). The
+        # features are computed by two worker processes, in order, while this one makes
+        # the (augmented) audio.
+        import multiprocessing
 
-        from host_tools.wake import reference
+        import numpy as np
 
         blocks, start, n, labels, ends, sources = [], [], [], [], [], []
         total = 0
-        for k, (pcm, label, end, source) in enumerate(items):
-            f = np.asarray(reference.features(np.asarray(pcm, np.int16)), np.uint8)
-            if len(f) == 0:
-                continue
-            pad = np.zeros((T - 1, N_IN), np.uint8)
-            blocks.append(pad)
-            blocks.append(f)
-            start.append(total + T - 1)
-            total += T - 1 + len(f)
-            n.append(len(f))
-            labels.append(int(label))
-            ends.append(-1 if end is None else end_frame(end))
-            sources.append(str(source))
-            if progress and k and k % 2000 == 0:
-                progress(k)
+        meta = []  # appended by the pool's feeder thread before each clip is sent
+
+        def audio():
+            for pcm, label, end, source in items:
+                meta.append((label, end, source))
+                yield np.asarray(pcm, np.int16)
+
+        with multiprocessing.get_context("spawn").Pool(FEATURE_WORKERS) as pool:
+            for k, f in enumerate(pool.imap(_clip_features, audio(), chunksize=16)):
+                label, end, source = meta[k]
+                if progress and k and k % 2000 == 0:
+                    progress(k)
+                if len(f) == 0:
+                    continue
+                blocks += [np.zeros((T - 1, N_IN), np.uint8), f]  # digital silence, then the clip
+                start.append(total + T - 1)
+                total += T - 1 + len(f)
+                n.append(len(f))
+                labels.append(int(label))
+                ends.append(-1 if end is None else end_frame(end))
+                sources.append(str(source))
         feats = np.concatenate(blocks) if blocks else np.zeros((0, N_IN), np.uint8)
         return cls(feats, np.array(start, np.int64), np.array(n, np.int64), np.array(labels, np.int8),
                    np.array(ends, np.int64), np.array(sources))
