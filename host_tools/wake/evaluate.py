@@ -317,6 +317,7 @@ def _atomic(path, write):
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    os.chmod(tmp, 0o644)  # a report, not a recording: readable like any file the user writes
     try:
         write(tmp)
         os.replace(tmp, path)
