@@ -670,14 +670,43 @@ def model_meta(phrase, shifts, sens=None, trained=None):
     return meta
 
 
+def calibration_features(phrase, plan, seed, log):
+    from host_tools.wake.evaluate import bank_size
+
+    pos = positive_features(phrase, "heldout", plan["calib_pos"], seed + 1, log, bank_size(plan["calib_hours"]))
+    return pos, stream_features("heldout", plan["calib_hours"], seed + 1, log)
+
+
+def in_background(work):
+    """Runs work() on a thread; the returned function waits and returns its result (or
+    raises its error). Training uses one core: the held-out audio is made on the other."""
+    import threading
+
+    box = {}
+
+    def run():
+        try:
+            box["result"] = work()
+        except BaseException as e:  # handed to the caller on join
+            box["error"] = e
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def join():
+        thread.join()
+        if "error" in box:
+            raise box["error"]
+        return box["result"]
+
+    return join
+
+
 def calibrate(model, phrase, plan, seed, log):
     """Measures the quantised model on held-out audio; returns (sensitivities, curve)."""
     from host_tools.wake import evaluate
 
-    from host_tools.wake.evaluate import bank_size
-
-    pos = positive_features(phrase, "heldout", plan["calib_pos"], seed + 1, log, bank_size(plan["calib_hours"]))
-    stream = stream_features("heldout", plan["calib_hours"], seed + 1, log)
+    pos, stream = calibration_features(phrase, plan, seed, log)
     t0 = time.monotonic()
     curve = evaluate.curve_ours(model, [pos.clip(i) for i in range(len(pos.n))], list(pos.ends),
                                 stream.clip(0), stream.n[0] * HOP / 16000 / 3600)
@@ -712,7 +741,9 @@ def _train_to_file(phrase, out, quick, seed, log):
                              extra_pos=plan["extra_pos"], progress=True, tones=plan["tones"])
     stream = stream_features("train", plan["stream_hours"], seed, log, progress=True)
     t_data = time.monotonic() - t_start
+    heldout_ready = in_background(lambda: calibration_features(phrase, plan, seed, log))
     net = train_net(corpus, stream, plan, seed, log)
+    heldout_ready()
     rng = np.random.default_rng(seed + 1)
     pools = WindowPools(corpus, stream, rng)
     sample, _ = _batch(corpus, stream, pools, rng, 2048)
