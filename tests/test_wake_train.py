@@ -50,10 +50,10 @@ def heldout(quick_model):
 
 
 def peak_near_end(model, clip):
-    from host_tools.wake import evaluate, reference
+    from host_tools.wake import evaluate, reference, train
 
     frames, avg = evaluate.decision_track(model, reference.features(clip.pcm))
-    e = evaluate._end_frame(clip.end)
+    e = train.end_frame(clip.end)
     near = (frames >= e - 25) & (frames <= e + 50)
     return float(avg[near].max())
 

@@ -361,7 +361,9 @@ def _run_eval(model_path, meta, tensors, out, hours, n_pos, seed, reference, log
     ref = _ref()
     t0 = time.monotonic()
     pos_feats = [np.asarray(ref.features(pcm), np.uint8) for pcm, _ in clips]
-    ends = [_end_frame(end) for _, end in clips]
+    from host_tools.wake.train import end_frame
+
+    ends = [end_frame(end) for _, end in clips]
     ours = curve_ours(model, pos_feats, ends, np.asarray(ref.features(stream), np.uint8), real_hours)
     none = np.zeros((0, 32), np.uint8)
     if any(natural):
@@ -410,10 +412,6 @@ def _run_eval(model_path, meta, tensors, out, hours, n_pos, seed, reference, log
 def bank_size(hours):
     # Short test runs use data.py's quick noise bank (as its negative_stream does below 0.25 h).
     return "full" if hours >= 0.25 else "quick"
-
-
-def _end_frame(end_sample):
-    return max(0, (int(end_sample) + HOP - 1) // HOP - 1)
 
 
 def _curve_json(c):
