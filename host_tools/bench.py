@@ -217,26 +217,6 @@ def bench_detect_speed(tmp, seconds=600):
             f"{len(pcm) / 16000 / 60:.0f} min of audio in {wall:.1f} s)")
 
 
-def _wake_recording(path, n):
-    # n held-out "hey jarvis" clips (data.positive_set: ~1 s lead-in, the phrase, 0.5 s
-    # after), each at the start of an 8 s slot of quiet room noise. Returns the phrase ends (s).
-    import numpy as np
-
-    from host_tools.audio import write_wav
-    from host_tools.wake import data
-
-    clips = data.positive_set("hey jarvis", "heldout", n, seed=5, progress=False)
-    slot = int(WAKE_SLOT_S * 16000)
-    rng = np.random.default_rng(5)
-    audio = rng.normal(0, 8, slot * len(clips))
-    ends = []
-    for k, c in enumerate(clips):
-        audio[k * slot:k * slot + len(c.pcm)] += c.pcm
-        ends.append((k * slot + c.end) / 16000)
-    write_wav(path, audio.clip(-32768, 32767).astype(np.int16))
-    return ends
-
-
 def wake_latencies(trace_events, ends):
     # Per phrase: (ms to the first blue ring, ms to the first audio chunk on the wire) after
     # the phrase end, or None where the board did not wake within its slot.
@@ -261,12 +241,15 @@ def wake_latencies(trace_events, ends):
 def bench_wake_latency(tmp, n=20):
     import numpy as np
 
+    from host_tools.audio import write_wav
     from host_tools.trace import read_trace
+    from host_tools.wake import data
 
     if shutil.which("espeak-ng") is None:
         return "wake latency: SKIPPED (espeak-ng not installed: apt-get install espeak-ng)"
     wav = Path(tmp) / "wake.wav"
-    ends = _wake_recording(wav, n)
+    pcm, ends, _ = data.phrase_recording("hey jarvis", n, seed=5, slot_s=WAKE_SLOT_S)
+    write_wav(wav, pcm)
     trace = Path(tmp) / "wake.jsonl"
     _sim(["sim", "--wav", str(wav), "--board-dir", f"{tmp}/board-wake", "--recordings", f"{tmp}/rec-wake",
           "--trace", str(trace), "--no-live", "--set", f"sensitivity={WAKE_SENSITIVITY}"])

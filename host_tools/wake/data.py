@@ -158,6 +158,20 @@ def negative_stream(split, hours, seed=0, cache_dir=None, progress=True, phrase=
                  for a, b, s, t in zip(x["seg_start"], x["seg_stop"], x["seg_source"], x["seg_text"])]
 
 
+def phrase_recording(phrase, n, seed, slot_s):
+    """`n` held-out utterances of `phrase` (positive_set: ~1 s lead-in, the phrase, 0.5 s
+    after), each at the start of a `slot_s` slot of quiet room noise (white, RMS 8), as
+    one recording. Returns (int16 pcm, the phrase ends in seconds, the clips)."""
+    clips = positive_set(phrase, "heldout", n, seed=seed, progress=False)
+    slot = int(slot_s * RATE)
+    audio = np.random.default_rng(seed).normal(0, 8, slot * len(clips))
+    ends = []
+    for k, c in enumerate(clips):
+        audio[k * slot:k * slot + len(c.pcm)] += c.pcm
+        ends.append((k * slot + c.end) / RATE)
+    return np.clip(audio, -32768, 32767).astype(np.int16), ends, clips
+
+
 def make_noise_bank(split, seed=0, size="full", cache_dir=None, progress=True):
     """Background sounds for augment() of `split`: every noise recipe of the split plus
     babble and TV-like babble, as int16 clips of 8 s ("full", ~11 min) or 4 s ("quick")."""

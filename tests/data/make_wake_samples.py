@@ -18,16 +18,10 @@ SLOT_S = 6.0
 
 
 def main():
-    clips = data.positive_set("hey jarvis", "heldout", 4, seed=2026, progress=False)
-    slot = int(SLOT_S * 16000)
-    audio = np.random.default_rng(2026).normal(0, 8, slot * len(clips))
-    ends = []
-    for k, c in enumerate(clips):
-        audio[k * slot:k * slot + len(c.pcm)] += c.pcm
-        ends.append(round((k * slot + c.end) / 16000, 3))
-    write_wav(HERE / "hey_jarvis.wav", audio.clip(-32768, 32767).astype(np.int16))
-    (HERE / "hey_jarvis.json").write_text(json.dumps({"phrase_ends_s": ends, "sources": [c.source for c in clips]},
-                                                     indent=1) + "\n")
+    pcm, ends, clips = data.phrase_recording("hey jarvis", 4, seed=2026, slot_s=SLOT_S)
+    write_wav(HERE / "hey_jarvis.wav", pcm)
+    (HERE / "hey_jarvis.json").write_text(json.dumps(
+        {"phrase_ends_s": [round(e, 3) for e in ends], "sources": [c.source for c in clips]}, indent=1) + "\n")
     neg, segments = data.negative_stream("heldout", 40 / 3600, seed=2026, progress=False, with_segments=True)
     write_wav(HERE / "not_jarvis.wav", np.asarray(neg, np.int16))
     (HERE / "not_jarvis.json").write_text(json.dumps(
