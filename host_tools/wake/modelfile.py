@@ -59,24 +59,19 @@ def check(meta, tensors, where="model"):
     """Raises ModelError unless meta + tensors are a model this firmware runs."""
     if not isinstance(meta, dict):
         raise ModelError(f"{where}: metadata is not a JSON object")
-    feat = meta.get("feature")
-    if not isinstance(feat, dict):
-        raise ModelError(f"{where}: metadata has no 'feature' object")
-    for key, want in reference.FEATURE.items():
-        if key not in feat:
-            raise ModelError(f"{where}: the model lacks feature parameter {key} (this firmware: {want})")
-        if feat[key] != want:
-            raise ModelError(f"{where}: feature parameter {key} is {feat[key]} in the model but "
-                             f"{want} in this firmware; retrain the model (or update the firmware)")
-    arch = meta.get("arch")
-    if not isinstance(arch, dict):
-        raise ModelError(f"{where}: metadata has no 'arch' object")
-    for key, want in reference.ARCH.items():
-        if key not in arch:
-            raise ModelError(f"{where}: the model lacks architecture parameter {key} (this firmware: {want})")
-        if arch[key] != want:
-            raise ModelError(f"{where}: architecture parameter {key} is {arch[key]} in the model "
-                             f"but {want} in this firmware")
+    for section, wants, what, advice in (
+            ("feature", reference.FEATURE, "feature", "; retrain the model (or update the firmware)"),
+            ("arch", reference.ARCH, "architecture", "")):
+        got = meta.get(section)
+        if not isinstance(got, dict):
+            raise ModelError(f"{where}: metadata has no '{section}' object")
+        for key, want in wants.items():
+            if key not in got:
+                raise ModelError(f"{where}: the model lacks {what} parameter {key} (this firmware: {want})")
+            if got[key] != want:
+                raise ModelError(f"{where}: {what} parameter {key} is {got[key]} in the model but "
+                                 f"{want} in this firmware{advice}")
+    arch = meta["arch"]
     for key in ("s1", "s2", "s3"):
         v = arch.get(key)
         if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 24:
