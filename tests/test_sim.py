@@ -1,6 +1,9 @@
 # The virtual board end to end: the unmodified firmware under MicroPython, the receiver
 # on loopback, and the checks an auditor with a sniffer and a camera would make.
 import json
+import socket
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -133,6 +136,38 @@ def test_receiver_outage_shows_amber_sends_nothing_and_reconnects(tmp_path, caps
     [(meta, _)] = run.sessions()
     assert meta["trigger"] == "button"
     _audit_clean(run)
+
+
+def _slow_ponging_receiver(delay_s):
+    # A live receiver on a busy host: it answers each ping only after delay_s of real time.
+    server = socket.create_server(("127.0.0.1", 0))
+    pings = []
+
+    def serve():
+        conn, _ = server.accept()
+        with conn, conn.makefile("rb") as lines:
+            for line in lines:
+                if b'"ping"' in line:
+                    pings.append(line)
+                    time.sleep(delay_s)
+                    conn.sendall(b'{"type":"pong"}\n')
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server, pings
+
+
+def test_a_slow_receiver_in_real_time_is_not_taken_for_a_dead_one(tmp_path, capsys):
+    # The simulated clock runs hundreds of times faster than real time; a pong that takes
+    # 0.3 s of host time must still count as prompt (it would on a LAN), or test runs on a
+    # loaded machine see links drop and sessions go missing.
+    server, pings = _slow_ponging_receiver(0.3)
+    with server:
+        wav = make_wav(tmp_path / "room.wav", 70)
+        run = sim(tmp_path, capsys, "--receiver", "127.0.0.1:%d" % server.getsockname()[1], wav=wav)
+    assert run.code == 0, run.err
+    assert len(pings) >= 3
+    links = [line.split(" receiver=")[0] for line in run.serial() if " link " in line]
+    assert links == ["I link up", "I link lost"], links  # lost only as the run ends
 
 
 def test_bad_settings_file_boots_on_defaults_with_a_clear_line(tmp_path, capsys):

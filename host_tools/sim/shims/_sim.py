@@ -17,6 +17,7 @@ sys.modules["_asyncio"] = _no_asyncio_c
 sys.modules["asyncio.task"] = _asyncio_task
 
 _time = builtin("time")
+_select = builtin("select")
 _print = print
 
 RATE = 16000
@@ -47,6 +48,10 @@ _realtime = config["realtime"]
 _heap_at = int(config.get("heap_at", -1) * RATE) if config.get("heap_at") else -1
 heap_baseline = 0  # set by boot.py: what the shims themselves use
 _wall0 = _time.ticks_ms()
+# Real time the receiver gets to answer a ping before the audio clock moves on: on a LAN a
+# pong takes no audio time, and a busy host must not make a live receiver look dead.
+_REPLY_WAIT_MS = 2000
+_reply_owed = None  # the real socket a ping went out on, until it has something to read
 ring_lit = False  # set by the neopixel shim: is the listening pattern showing?
 _dark_since = 0
 
@@ -74,6 +79,8 @@ def advance_to(target):
     if target <= samples:
         return
     _script(target)
+    if _reply_owed is not None:
+        _wait_reply()
     if _realtime:
         _pace(target)
     samples = target
@@ -81,6 +88,21 @@ def advance_to(target):
         raise SystemExit(0)
     if samples >= _give_up:
         raise SystemExit(0)
+
+
+def await_reply(sock):
+    # The socket shim saw a ping go out on sock.
+    global _reply_owed
+    _reply_owed = sock
+
+
+def _wait_reply():
+    # Once per ping, so a receiver that is really gone still times out in audio time.
+    global _reply_owed
+    poller = _select.poll()
+    poller.register(_reply_owed, _select.POLLIN)
+    _reply_owed = None
+    poller.poll(_REPLY_WAIT_MS)
 
 
 def _script(target):
