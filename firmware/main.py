@@ -3,7 +3,7 @@
 # boots on defaults (see earshot/settings.py).
 import asyncio
 
-from earshot import board, pinmap, settings, wakemodel
+from earshot import board, pairing, pinmap, settings, wakemodel
 from earshot.app import App
 from earshot.detector import NoDetector, WakeDetector
 from earshot.link import ChunkBuffer, Link, Session
@@ -36,6 +36,15 @@ def wake_detector(cfg):
     return detector
 
 
+def tls_context():
+    # Only the paired receiver may hear this board (P5): unpaired, it never connects.
+    try:
+        return pairing.tls_context()
+    except pairing.PairingError as e:
+        _log.error("pairing", "error=" + value(e) + " action=run_earshot_pair_and_install_it")
+        return None
+
+
 def build(hw, cfg):
     ring = FrameRing(max(cfg["preroll_ms"] // FRAME_MS, 1) + _SEND_SLACK_FRAMES)
     mic = Mic(hw.open_mic, ring, cfg["gain_db"], cfg["dc_removal"])
@@ -44,12 +53,15 @@ def build(hw, cfg):
     def on_link(up):
         app.on_link(up)
 
+    tls = tls_context()
+
     async def open_connection(host, port):
         if not hw.wifi_connected(cfg["wifi_ssid"], cfg["wifi_password"]):
             raise OSError("no Wi-Fi")
-        return await hw.open_connection(host, port)
+        return await hw.open_connection(host, port, tls, pairing.RECEIVER_NAME)
 
-    link = Link(open_connection, cfg["receiver_host"], cfg["receiver_port"], cfg["device"], FIRMWARE, on_link)
+    link = Link(open_connection if tls else None, cfg["receiver_host"], cfg["receiver_port"], cfg["device"],
+                FIRMWARE, on_link)
     vad = EndOfSpeech(cfg["vad_hangover_ms"] // FRAME_MS, cfg["vad_min_level"], 4000 // FRAME_MS)
     app = App(hw, cfg, mic, Ring(hw.ring, cfg["brightness"]), link, Session(link, ring, ChunkBuffer()),
               wake_detector(cfg), vad)

@@ -1,5 +1,6 @@
-# The `earshot` command table: each subcommand is (module, help). The module provides
-# add_arguments(parser) and run(args). Modules keep heavy imports (numpy, matplotlib)
+# The `earshot` command table: each subcommand is (module, help[, name]). The module provides
+# add_arguments(parser) and run(args), or add_<name>_arguments and run_<name> when one
+# module serves several commands. Modules keep heavy imports (numpy, matplotlib)
 # inside run(), so building the parser stays fast.
 import argparse
 import importlib
@@ -9,7 +10,9 @@ from host_tools.errors import CommandError
 
 COMMANDS = {
     "sim": ("host_tools.sim.runner", "run the firmware on the virtual board"),
-    "receive": ("host_tools.receiver", "receive audio sessions from boards and store them"),
+    "receive": ("host_tools.receiver", "receive audio sessions from paired boards and store them"),
+    "pair": ("host_tools.pairing", "pair a board with this receiver: make its keys and certificates", "pair"),
+    "unpair": ("host_tools.pairing", "revoke a paired board: the receiver refuses it from now on", "unpair"),
     "audit": ("host_tools.audit", "check a trace against the privacy invariants P1-P4"),
     "plot": ("host_tools.plot", "draw a trace as a timeline PNG"),
     "wake": ("host_tools.wake.cli", "train, run and measure the wake-word detector"),
@@ -19,11 +22,12 @@ COMMANDS = {
 def build_parser():
     parser = argparse.ArgumentParser(prog="earshot", description="earshot host tools")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (module_name, help_text) in COMMANDS.items():
+    for name, (module_name, help_text, *which) in COMMANDS.items():
         module = importlib.import_module(module_name)
         cmd = sub.add_parser(name, help=help_text, description=help_text)
-        module.add_arguments(cmd)
-        cmd.set_defaults(handler=module.run)
+        prefix = f"_{which[0]}" if which else ""
+        getattr(module, f"add{prefix}_arguments")(cmd)
+        cmd.set_defaults(handler=getattr(module, f"run{prefix}"))
     return parser
 
 

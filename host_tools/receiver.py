@@ -25,13 +25,15 @@ import wave
 from pathlib import Path
 
 from host_tools.errors import CommandError
+from host_tools.pairing import DEVICE_NAME, add_state_argument
+from host_tools.private import make_private_dir, open_private
 
 DEFAULT_LISTEN = "127.0.0.1:10700"
 MAX_HEADER = 8 * 1024  # bytes in the header line, not counting its newline
 MAX_DATA = 8 * 1024
 MAX_PAYLOAD = 64 * 1024
+HANDSHAKE_TIMEOUT_S = 10.0
 IDLE_TIMEOUT_S = 60.0  # the board pings every 20 s; silence this long means it is gone
-DEVICE_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")  # it becomes part of file names
 TRIGGERS = ("button", "wake")
 WIDTH, CHANNELS = 2, 1  # stored as 16-bit mono WAV
 MAX_RATE = 48000
@@ -55,12 +57,13 @@ def add_arguments(parser):
     parser.add_argument("--recordings", default="recordings", metavar="DIR",
                         help="where finished sessions are stored (default ./recordings, "
                              "created private to you)")
+    add_state_argument(parser)
 
 
 def run(args):
     import asyncio
 
-    receiver = Receiver(args.listen, args.recordings, log=functools.partial(print, flush=True))
+    receiver = Receiver(args.listen, args.recordings, log=functools.partial(print, flush=True), state=args.state)
     try:
         asyncio.run(_serve_until_signal(receiver))
     except KeyboardInterrupt:
@@ -102,9 +105,13 @@ class Receiver:
     in progress. on_change() is called on the loop after either changes.
     """
 
-    def __init__(self, listen=DEFAULT_LISTEN, recordings="recordings", log=print, on_change=None):
+    def __init__(self, listen=DEFAULT_LISTEN, recordings="recordings", log=print, on_change=None, state=None):
+        from host_tools.pairing import Registry
+
         self.host, self.port = parse_listen(listen)
         self.directory = Path(recordings)
+        self.registry = Registry(state)
+        self._tls = None
         self.log = log
         self.sessions = []
         self.open_sessions = 0
@@ -116,16 +123,20 @@ class Receiver:
     async def start(self):
         import asyncio
 
-        _make_private_dir(self.directory)
+        self._tls = self.registry.server_context(
+            on_refused=lambda why: self.log(_line("refused", reason=f"TLS handshake failed: {why}")))
+        make_private_dir(self.directory, "--recordings")
         self._stopping = False
         try:
-            self._server = await asyncio.start_server(self._serve, self.host, self.port,
-                                                      limit=MAX_HEADER)
+            self._server = await asyncio.start_server(self._serve, self.host, self.port, limit=MAX_HEADER,
+                                                      ssl=self._tls, ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S)
         except OSError as e:
             raise CommandError(_bind_error(self.host, self.port, e)) from None
         self.port = self._server.sockets[0].getsockname()[1]
-        self.log(_line("listening", on=f"{self.host}:{self.port}",
-                       recordings=self.directory.resolve()))
+        self.log(_line("listening", on=f"{self.host}:{self.port}", recordings=self.directory.resolve(),
+                       paired=len(self.registry.devices()), state=self.registry.state))
+        if not self.registry.devices():
+            self.log(_line("no_paired_boards", action="earshot pair NAME, then install its credentials on the board"))
 
     async def stop(self):
         # Connections are cancelled, which discards their open sessions.
@@ -150,7 +161,9 @@ class Receiver:
         task = asyncio.current_task()
         self._tasks.add(task)
         try:
-            await _Connection(self, writer).serve(reader)
+            connection = _Connection(self, writer)
+            if connection.authenticate():
+                await connection.serve(reader)
         except asyncio.CancelledError:
             pass  # stop() did it; Python 3.11's streams would log a cancelled handler as an error
         finally:
@@ -177,9 +190,9 @@ class Receiver:
 class ReceiverThread:
     """A Receiver on its own event loop in a daemon thread (for the simulator, tests)."""
 
-    def __init__(self, listen="127.0.0.1:0", recordings="recordings", log=print):
+    def __init__(self, listen="127.0.0.1:0", recordings="recordings", log=print, state=None):
         self._changed = threading.Condition()
-        self._receiver = Receiver(listen, recordings, log, on_change=self._notify)
+        self._receiver = Receiver(listen, recordings, log, on_change=self._notify, state=state)
         self.sessions = self._receiver.sessions
         self.port = None
         self._loop = self._thread = None
@@ -253,19 +266,6 @@ def _bind_error(host, port, e):
     return f"{where}: {e.strerror or e}; check the address given to --listen"
 
 
-def _make_private_dir(directory):
-    try:
-        directory.mkdir(mode=0o700, parents=True)
-        os.chmod(directory, 0o700)  # exact, whatever the umask
-    except FileExistsError:
-        if not directory.is_dir():
-            raise CommandError(f"{directory} exists and is not a directory; "
-                               "choose another --recordings") from None
-    except OSError as e:
-        raise CommandError(f"cannot create {directory}: {e.strerror}; "
-                           "choose another --recordings") from None
-
-
 # --- one connection -------------------------------------------------------------------
 
 
@@ -281,10 +281,24 @@ class _Connection:
         self.recording = None
         self.stray_logged = False
 
+    def authenticate(self):
+        """The TLS handshake (asyncio did it) proved the peer holds a certificate this
+        receiver signed; it must also be a paired device's. False (with one log line) for
+        anyone else: they get nothing, not even a pong."""
+        der = self.cert_der = self.writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        self.device_cert = self.rx.registry.device_for(der)
+        if self.device_cert is None:
+            from host_tools.pairing import fingerprint
+
+            self.log("refused", reason="certificate not paired or revoked", sha256=fingerprint(der)[:16])
+            self.writer.close()
+            return False
+        return True
+
     async def serve(self, reader):
         import asyncio
 
-        self.log("connected")
+        self.log("connected", certificate=self.device_cert)
         reason = "internal error"  # kept only if a bug raised something unexpected
         try:
             while (event := await asyncio.wait_for(read_event(reader), IDLE_TIMEOUT_S)) is not None:
@@ -330,6 +344,8 @@ class _Connection:
                                 "use 1-32 of A-Z a-z 0-9 _ -")
         if not isinstance(firmware, str):
             raise ProtocolError("hello has no firmware string")
+        if device != self.device_cert:
+            raise ProtocolError(f"hello names {device} but the certificate is {self.device_cert}'s")
         self.device = device
         self.log("hello", firmware=_clip(firmware))
 
@@ -342,6 +358,8 @@ class _Connection:
         if not (_is_count(session, MAX_SESSION) and _is_count(timestamp) and trigger in TRIGGERS):
             raise ProtocolError("audio-start needs integer session and timestamp, "
                                 "trigger button or wake")
+        if self.rx.registry.device_for(self.cert_der) is None:
+            raise ProtocolError("this device was unpaired (`earshot unpair`)")
         self.discard("audio-start before audio-stop")
         self.recording = Recording(self.rx.directory, self.device, fmt[0], session, trigger,
                                    timestamp)
@@ -445,7 +463,7 @@ class Recording:
             "dropped_frames": dropped_frames,
             "wav": self.stem + ".wav",
         }
-        with _open_private(self._path(".json.tmp"), exclusive=False) as f:
+        with open_private(self._path(".json.tmp"), exclusive=False) as f:
             f.write(json.dumps(meta, indent=2).encode() + b"\n")
         os.replace(self._path(".json.tmp"), self._path(".json"))
         return meta
@@ -480,16 +498,9 @@ def _reserve(directory, stem):
         if (directory / f"{name}.wav").exists() or (directory / f"{name}.json").exists():
             continue
         try:
-            return name, _open_private(directory / f"{name}.wav.part", exclusive=True)
+            return name, open_private(directory / f"{name}.wav.part", exclusive=True)
         except FileExistsError:
             continue
-
-
-def _open_private(path, exclusive):
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
-    fd = os.open(path, flags, 0o600)
-    os.fchmod(fd, 0o600)  # exact, whatever the umask
-    return open(fd, "wb")
 
 
 # --- framing --------------------------------------------------------------------------

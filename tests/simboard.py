@@ -36,6 +36,10 @@ class Run:
     def of(self, kind):
         return [e for e in self.events if e["ev"] == kind]
 
+    def sent(self):
+        # What the board sent, less TLS set-up (a sniffer tells it by its record headers).
+        return [e for e in self.of("net") if e["dir"] == "out" and e.get("tls") != "handshake"]
+
 
 def sim(tmp, capsys, *args, wav=None):
     tmp = Path(tmp)

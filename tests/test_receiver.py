@@ -1,11 +1,13 @@
 # `earshot receive`: what a board's bytes turn into on disk, and what the receiver does
-# with bytes that are not a well-behaved board. Clients are plain sockets.
+# with bytes that are not a well-behaved board. Clients are TLS sockets holding the
+# credentials `earshot pair` made (tests/test_pairing.py attacks the pairing itself).
 import datetime
 import json
 import os
 import random
 import signal
 import socket
+import ssl
 import stat
 import subprocess
 import sys
@@ -14,7 +16,7 @@ import wave
 
 import pytest
 
-from host_tools import receiver
+from host_tools import pairing, receiver
 from host_tools.cli import main
 from host_tools.paths import REPO
 from host_tools.receiver import ReceiverThread
@@ -54,9 +56,29 @@ def stop(dropped=0):
     return event("audio-stop", {"timestamp": 2000, "dropped": dropped})
 
 
+BOARDS = ("earshot-sim", "second", "a", "b")  # the device names the tests' clients use
+STATE = None  # the receivers' state folder, with every board of BOARDS paired (fixture below)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def paired_boards(tmp_path_factory):
+    global STATE
+    STATE = tmp_path_factory.mktemp("receiver-state")
+    registry = pairing.Registry(STATE)
+    for name in BOARDS:
+        registry.pair(name)
+
+
+def receiver_thread(recordings, log):
+    return ReceiverThread(recordings=recordings, log=log, state=STATE)
+
+
 class Client:
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=3)
+    # A paired board: the device's certificate, the receiver's pinned.
+    def __init__(self, port, device="earshot-sim"):
+        ctx = pairing.client_context(pairing.load_bundle(pairing.Registry(STATE).bundle(device)))
+        raw = socket.create_connection(("127.0.0.1", port), timeout=3)
+        self.sock = ctx.wrap_socket(raw, server_hostname=pairing.RECEIVER_NAME)
 
     def send(self, *frames):
         self.sock.sendall(b"".join(frames))
@@ -69,7 +91,7 @@ class Client:
     def closed_by_server(self):
         try:
             return self.sock.recv(100) == b""
-        except ConnectionResetError:
+        except (ConnectionResetError, ssl.SSLError):
             return True
 
     def close(self):
@@ -83,7 +105,7 @@ def log():
 
 @pytest.fixture
 def rx(tmp_path, log):
-    with ReceiverThread(recordings=tmp_path / "rec", log=log.append) as r:
+    with receiver_thread(tmp_path / "rec", log.append) as r:
         yield r
 
 
@@ -144,13 +166,13 @@ def test_ping_gets_pong_with_or_without_data(client):
 
 
 def test_data_length_is_merged_over_inline_data(rx, client):
-    client.send(event("hello", {"device": "wrong name!"}, extra={"device": "board-7", "firmware": "x"}),
+    client.send(event("hello", {"device": "wrong name!"}, extra={"device": "earshot-sim", "firmware": "x"}),
                 event("audio-start", {**FORMAT, "session": 1, "trigger": "wake"}, extra={"session": 9, "timestamp": 5}),
                 event("audio-chunk", {}, b"\x01\x02" * 8, extra={**FORMAT, "timestamp": 0}),
                 stop())
     client.sync()
     (meta,) = rx.sessions
-    assert (meta["device"], meta["session"], meta["device_timestamp_ms"], meta["samples"]) == ("board-7", 9, 5, 8)
+    assert (meta["device"], meta["session"], meta["device_timestamp_ms"], meta["samples"]) == ("earshot-sim", 9, 5, 8)
 
 
 def test_limits_are_inclusive(rx, client):
@@ -176,7 +198,7 @@ def test_dropped_connection_mid_session_stores_nothing(rx, client, tmp_path, log
 
 
 def test_server_stop_mid_session_stores_nothing(tmp_path, log):
-    with ReceiverThread(recordings=tmp_path, log=log.append) as r:
+    with receiver_thread(tmp_path, log.append) as r:
         c = Client(r.port)
         c.send(hello(), start(), chunk(b"\x00\x01" * 320))
         c.sync()
@@ -222,14 +244,14 @@ TRUNCATED = {
 def test_bad_frame_closes_only_that_connection(rx, client, tmp_path, log, bad):
     client.send(hello(), start(), chunk(b"\x00\x01" * 320), bad)
     if bad in TRUNCATED.values():
-        client.sock.shutdown(socket.SHUT_WR)
+        client.sock.unwrap().shutdown(socket.SHUT_WR)  # close_notify, then EOF
     assert client.closed_by_server()
     wait_for(lambda: lines(log, "receiver closed"))
     (closed,) = lines(log, "receiver closed")
     assert "closed by peer" not in closed and "internal error" not in closed
     assert files(tmp_path / "rec") == []
 
-    other = Client(rx.port)
+    other = Client(rx.port, "second")
     other.send(hello("second"), start(), chunk(b"\x00\x01" * 4), stop())
     other.sync()
     other.close()
@@ -301,7 +323,7 @@ def test_name_collisions_never_overwrite(rx, client, tmp_path, monkeypatch):
 
 
 def test_two_boards_stream_at_once(rx, tmp_path):
-    a, b = Client(rx.port), Client(rx.port)
+    a, b = Client(rx.port, "a"), Client(rx.port, "b")
     a.send(hello("a"), start())
     b.send(hello("b"), start())
     for _ in range(3):
@@ -318,7 +340,7 @@ def test_two_boards_stream_at_once(rx, tmp_path):
 def test_files_are_private_whatever_the_umask(tmp_path, log, umask):
     old = os.umask(umask)
     try:
-        with ReceiverThread(recordings=tmp_path / "new" / "rec", log=log.append) as r:
+        with receiver_thread(tmp_path / "new" / "rec", log.append) as r:
             c = Client(r.port)
             c.send(hello(), start(), chunk(b"\x00\x01"), stop())
             c.sync()
@@ -376,7 +398,7 @@ def test_port_in_use_is_one_line_and_exit_1(capsys, tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_cli_serves_until_signalled_and_exits_0(tmp_path, sig):
     proc = subprocess.Popen([sys.executable, "-m", "host_tools", "receive", "--listen", "127.0.0.1:0",
-                             "--recordings", str(tmp_path / "rec")],
+                             "--recordings", str(tmp_path / "rec"), "--state", str(STATE)],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         listening = proc.stdout.readline()

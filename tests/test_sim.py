@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from host_tools import reference
+from host_tools import pairing, reference
 from host_tools.audio import load_wav
 from host_tools.audit import audit
 from host_tools.paths import DATA
@@ -69,7 +69,7 @@ def test_default_settings_follow_the_documented_conversion(tmp_path, capsys):
 
 def test_ring_is_blue_before_the_first_audio_byte_and_after_the_last(tmp_path, capsys):
     run = sim(tmp_path, capsys, "--press", 3.0)
-    big = [e for e in run.of("net") if e["dir"] == "out" and e["bytes"] > 256]
+    big = [e for e in run.sent() if e["bytes"] > 256]
     assert big, "the session sent audio"
     rgb = []
     lit_at_send = []
@@ -90,7 +90,7 @@ def test_idle_listening_for_minutes_sends_no_audio(tmp_path, capsys):
     assert run.code == 0, run.err
     assert run.sessions() == []
     out = [e for e in run.of("net") if e["dir"] == "out"]
-    assert out and max(e["bytes"] for e in out) < 256  # hello and heartbeats only
+    assert max(e["bytes"] for e in run.sent()) < 256  # hello and heartbeats only, after TLS set-up
     assert sum(e["bytes"] for e in out) < 4096
     assert not any(is_listening(e["rgb"]) for e in run.of("led"))
     assert run.of("fs") == []  # nothing written to the board's flash
@@ -114,7 +114,7 @@ def test_mute_cuts_the_mic_and_survives_a_power_cycle(tmp_path, capsys):
     assert [e["on"] for e in run.of("power")] == [False, True]
     assert any("state old=boot new=muted why=saved_mute" in line for line in run.serial())
     assert sum("press_ignored state=muted" in line for line in run.serial()) == 2
-    out_while_muted = [e for e in run.of("net") if e["dir"] == "out" and muted_at <= e["t"] < 10.0]
+    out_while_muted = [e for e in run.sent() if muted_at <= e["t"] < 10.0]
     assert all(e["bytes"] < 256 for e in out_while_muted)
     assert [e for e in mic if e["on"] and e["t"] >= 10.0], "unmuting turns the mic back on"
     settings = json.loads((run.board / "settings.json").read_text())
@@ -138,14 +138,17 @@ def test_receiver_outage_shows_amber_sends_nothing_and_reconnects(tmp_path, caps
     _audit_clean(run)
 
 
-def _slow_ponging_receiver(delay_s):
+def _slow_ponging_receiver(state, delay_s):
     # A live receiver on a busy host: it answers each ping only after delay_s of real time.
+    registry = pairing.Registry(state)
+    bundle = registry.pair("earshot")
+    tls = registry.server_context()
     server = socket.create_server(("127.0.0.1", 0))
     pings = []
 
     def serve():
         conn, _ = server.accept()
-        with conn, conn.makefile("rb") as lines:
+        with tls.wrap_socket(conn, server_side=True) as conn, conn.makefile("rb") as lines:
             for line in lines:
                 if b'"ping"' in line:
                     pings.append(line)
@@ -153,17 +156,18 @@ def _slow_ponging_receiver(delay_s):
                     conn.sendall(b'{"type":"pong"}\n')
 
     threading.Thread(target=serve, daemon=True).start()
-    return server, pings
+    return server, bundle, pings
 
 
 def test_a_slow_receiver_in_real_time_is_not_taken_for_a_dead_one(tmp_path, capsys):
     # The simulated clock runs hundreds of times faster than real time; a pong that takes
     # 0.3 s of host time must still count as prompt (it would on a LAN), or test runs on a
     # loaded machine see links drop and sessions go missing.
-    server, pings = _slow_ponging_receiver(0.3)
+    server, bundle, pings = _slow_ponging_receiver(tmp_path / "state", 0.3)
     with server:
         wav = make_wav(tmp_path / "room.wav", 70)
-        run = sim(tmp_path, capsys, "--receiver", "127.0.0.1:%d" % server.getsockname()[1], wav=wav)
+        run = sim(tmp_path, capsys, "--receiver", "127.0.0.1:%d" % server.getsockname()[1], "--pairing", bundle,
+                  wav=wav)
     assert run.code == 0, run.err
     assert len(pings) >= 3
     links = [line.split(" receiver=")[0] for line in run.serial() if " link " in line]

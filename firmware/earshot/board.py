@@ -39,8 +39,9 @@ class Hardware:
                 self._wlan.connect(ssid, password)
         return self._wlan.isconnected()
 
-    async def open_connection(self, host, port):
-        return await asyncio.open_connection(host, port)
+    async def open_connection(self, host, port, tls, server_name):
+        # TLS: the handshake checks the receiver against the pinned certificate and name.
+        return await asyncio.open_connection(host, port, ssl=tls, server_hostname=server_name)
 
     def deinit(self):
         self.ring.fill((0, 0, 0))

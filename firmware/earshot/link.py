@@ -68,8 +68,9 @@ class Link:
         self._backoff = _BACKOFF_MIN_MS
 
     async def run(self):
-        if not self._host:
-            _log.error("no_receiver", "action=set_receiver_host_in_settings")
+        if not self._host or self._open is None:  # no receiver set, or not paired (main said why)
+            if not self._host:
+                _log.error("no_receiver", "action=set_receiver_host_in_settings")
             self._set_up(False)
             return
         while True:
@@ -158,10 +159,17 @@ def _ignore(up):
     pass
 
 
+# mbedTLS codes a failing TLS link reports, in words
+_TLS_ERRORS = {-0x7280: "tls_closed_by_receiver", -0x7780: "tls_alert_from_receiver",
+               -0x2700: "receiver_certificate_not_the_paired_one"}
+
+
 def _why(e):
-    # ECONNREFUSED rather than 111.
+    # ECONNREFUSED rather than 111; ssl's multi-line messages on one line.
     arg = e.args[0] if e.args else type(e).__name__
-    return errno.errorcode.get(arg, arg) if type(arg) is int else arg
+    if type(arg) is int:
+        return errno.errorcode.get(arg) or _TLS_ERRORS.get(arg, arg)
+    return " ".join(str(arg).split())
 
 
 class Session:

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from host_tools.errors import CommandError
 from host_tools.paths import BOARDS, FIRMWARE
+from host_tools.private import make_private_dir, write_private
+
+DEFAULT_DEVICE = "earshot"  # firmware/earshot/settings.py's default `device`
 
 
 def known_boards():
@@ -46,6 +49,26 @@ def prepare(folder, board, settings_file=None, overrides=None, extra_files=()):
         except OSError as e:
             raise CommandError(f"cannot read settings file {settings_file}: {e.strerror}")
     return _apply_overrides(settings, overrides or {}), pins
+
+
+def install_pairing(folder, files):
+    # The credentials {file name: bytes} in pair/, as deploy puts them on a board; None
+    # leaves the board unpaired.
+    folder = Path(folder)
+    shutil.rmtree(folder / "pair", ignore_errors=True)
+    if files:
+        make_private_dir(folder / "pair", "--board-dir")
+        for name, data in files.items():
+            write_private(folder / "pair" / name, data)
+
+
+def device_name(folder):
+    # The `device` the board will boot with (what the firmware falls back to included).
+    try:
+        device = json.loads((Path(folder) / "settings.json").read_text()).get("device")
+    except (OSError, ValueError, AttributeError):
+        device = None
+    return device if isinstance(device, str) and device else DEFAULT_DEVICE
 
 
 def _apply_overrides(settings, overrides):

@@ -36,6 +36,9 @@ def add_arguments(p):
     p.add_argument("--receiver-outage", action="append", default=[], metavar="T:SECONDS",
                    help="stop the built-in receiver at T, start it again SECONDS later")
     p.add_argument("--receiver", metavar="HOST:PORT", help="stream to this receiver instead of starting one")
+    p.add_argument("--pairing", metavar="DIR|none",
+                   help="install these credentials (`earshot pair` made them) on the board; 'none' leaves it "
+                        "unpaired (default: pair with the built-in receiver)")
     p.add_argument("--recordings", default="recordings", help="where the built-in receiver stores sessions")
     p.add_argument("--trace", metavar="FILE", help="write the trace (JSON lines) here")
     p.add_argument("--realtime", action="store_true", help="pace the audio to the wall clock")
@@ -80,7 +83,7 @@ def run(args):
             live_done.touch()
             feed = MicFeed(source, audio, live_done)
             feed.start()
-        receiver = _start_receiver(args)
+        receiver = _start_receiver(args, Path(tmp) / "receiver")
         host, port = ("127.0.0.1", receiver.port) if receiver else _host_port(args.receiver)
         overrides = {"receiver_host": host, "receiver_port": port}
         if args.wake_model:
@@ -88,6 +91,7 @@ def run(args):
         board_notes, pins = board_dir.prepare(args.board_dir, args.board, args.settings,
                                               {**overrides, **board_dir.parse_set(args.set)},
                                               extra_files=[args.wake_model] if args.wake_model else [])
+        board_dir.install_pairing(args.board_dir, _pairing(args, Path(tmp) / "receiver"))
         for note in board_notes:
             console.line(f"earshot sim: {note}")
         trace_path = Path(args.trace) if args.trace else Path(tmp) / "trace.jsonl"
@@ -188,12 +192,28 @@ def _outage(receiver, up):
     receiver.resume() if up else receiver.pause()
 
 
-def _start_receiver(args):
+def _pairing(args, state):
+    # The credentials the board gets: the given folder, none, or (by default) a fresh
+    # pairing with the built-in receiver whose state lives in `state`.
+    from host_tools import pairing
+
+    if args.pairing == "none":
+        return None
+    if args.pairing:
+        return pairing.load_bundle(args.pairing)
+    if args.receiver:
+        raise CommandError("--receiver needs --pairing DIR: the credentials `earshot pair` made for this board "
+                           "on that receiver (or --pairing none to watch an unpaired board)")
+    return pairing.load_bundle(pairing.Registry(state).pair(board_dir.device_name(args.board_dir)))
+
+
+def _start_receiver(args, state):
     if args.receiver:
         return None
     from host_tools.receiver import ReceiverThread
 
-    return ReceiverThread(listen="127.0.0.1:0", recordings=args.recordings, log=lambda *a: None).start()
+    return ReceiverThread(listen="127.0.0.1:0", recordings=args.recordings, log=lambda *a: None,
+                          state=state).start()
 
 
 def _micropython():

@@ -1,10 +1,11 @@
-# Imports the interpreter's own module of a name that a shim of the same name shadows.
+# Imports the interpreter's own module (built in, or frozen like ssl) of a name that a shim
+# of the same name shadows.
 import sys
 
 
 def builtin(name):
     saved = sys.path[:]
-    del sys.path[:]
+    sys.path[:] = [".frozen"]
     mine = sys.modules.pop(name, None)
     try:
         return __import__(name)

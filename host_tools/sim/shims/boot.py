@@ -13,6 +13,7 @@ import neopixel  # noqa: F401
 import network  # noqa: F401
 import select  # noqa: F401
 import socket  # noqa: F401
+import ssl  # noqa: F401
 import time  # noqa: F401
 import vfs
 
