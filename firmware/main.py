@@ -53,6 +53,9 @@ def build(hw, cfg):
     def on_link(up):
         app.on_link(up)
 
+    def on_reject(session):
+        app.on_reject(session)
+
     tls = tls_context()
 
     async def open_connection(host, port):
@@ -61,7 +64,7 @@ def build(hw, cfg):
         return await hw.open_connection(host, port, tls, pairing.RECEIVER_NAME)
 
     link = Link(open_connection if tls else None, cfg["receiver_host"], cfg["receiver_port"], cfg["device"],
-                FIRMWARE, on_link)
+                FIRMWARE, on_link, on_reject)
     vad = EndOfSpeech(cfg["vad_hangover_ms"] // FRAME_MS, cfg["vad_min_level"], 4000 // FRAME_MS)
     app = App(hw, cfg, mic, Ring(hw.ring, cfg["brightness"]), link, Session(link, ring, ChunkBuffer()),
               wake_detector(cfg), vad)

@@ -19,9 +19,9 @@ def make_private_dir(directory, option):
         raise CommandError(f"cannot create {directory}: {e.strerror}; choose another {option}") from None
 
 
-def open_private(path, exclusive):
-    """A new file of mode 0600 (exactly) for writing bytes."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+def open_private(path, exclusive, append=False):
+    """A file of mode 0600 (exactly) for writing bytes: new (exclusive), emptied, or appended to."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_APPEND if append else os.O_TRUNC)
     fd = os.open(path, flags, 0o600)
     os.fchmod(fd, 0o600)  # exact, whatever the umask
     return open(fd, "wb")

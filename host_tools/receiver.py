@@ -13,6 +13,7 @@
 #
 # asyncio is imported inside functions: it costs ~80 ms, and every `earshot` command
 # imports this module to build its parser.
+import argparse
 import datetime
 import errno
 import functools
@@ -39,6 +40,7 @@ WIDTH, CHANNELS = 2, 1  # stored as 16-bit mono WAV
 MAX_RATE = 48000
 MAX_SESSION = 2**32
 PONG = b'{"type":"pong"}\n'
+SESSION_LOG = "sessions.jsonl"  # metadata of every session saved or rejected, in the recordings folder
 _LISTEN = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]+):([0-9]{1,5})")
 _PLAIN = re.compile(r"[!#-~]+")  # log values that need no quoting
 
@@ -58,12 +60,18 @@ def add_arguments(parser):
                         help="where finished sessions are stored (default ./recordings, "
                              "created private to you)")
     add_state_argument(parser)
+    parser.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
+                        help="check the wake word of every wake session with microWakeWord and stop the board "
+                             "(storing nothing) when it is not there (default: on)")
+    parser.add_argument("--verify-cutoff", type=_probability, default=None, metavar="P",
+                        help="mean microWakeWord probability a session must reach (default 0.5)")
 
 
 def run(args):
     import asyncio
 
-    receiver = Receiver(args.listen, args.recordings, log=functools.partial(print, flush=True), state=args.state)
+    receiver = Receiver(args.listen, args.recordings, log=functools.partial(print, flush=True), state=args.state,
+                        verify=args.verify, verify_cutoff=args.verify_cutoff)
     try:
         asyncio.run(_serve_until_signal(receiver))
     except KeyboardInterrupt:
@@ -86,6 +94,16 @@ async def _serve_until_signal(receiver):
     receiver.log(_line("stopped"))
 
 
+def _probability(text):
+    try:
+        p = float(text)
+    except ValueError:
+        p = -1
+    if not 0 < p < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a probability between 0 and 1")
+    return p
+
+
 def parse_listen(value):
     """"HOST:PORT" (IPv6 as "[::1]:PORT") -> (host, port), or CommandError."""
     m = _LISTEN.fullmatch(value)
@@ -105,9 +123,14 @@ class Receiver:
     in progress. on_change() is called on the loop after either changes.
     """
 
-    def __init__(self, listen=DEFAULT_LISTEN, recordings="recordings", log=print, on_change=None, state=None):
+    def __init__(self, listen=DEFAULT_LISTEN, recordings="recordings", log=print, on_change=None, state=None,
+                 verify=True, verify_cutoff=None):
         from host_tools.pairing import Registry
+        from host_tools.verify import DEFAULT_CUTOFF
 
+        self.verify = verify
+        self.verify_cutoff = DEFAULT_CUTOFF if verify_cutoff is None else verify_cutoff
+        self._unverifiable = set()  # phrases already logged as having no verifier
         self.host, self.port = parse_listen(listen)
         self.directory = Path(recordings)
         self.registry = Registry(state)
@@ -170,6 +193,28 @@ class Receiver:
             self._tasks.discard(task)
             self._on_change()
 
+    def wake_check(self, trigger, data, log):
+        """A verify.WakeCheck for a session the board started on its wake word, or None
+        (a button press, verification off, or no microWakeWord model for the phrase)."""
+        from host_tools import verify
+
+        if trigger != "wake" or not self.verify:
+            return None
+        phrase, preroll_ms = data.get("phrase"), data.get("preroll_ms")
+        if not isinstance(phrase, str) or not _is_count(preroll_ms, 60001):
+            raise ProtocolError("a wake session's audio-start needs phrase and preroll_ms (0-60000)")
+        if not verify.available(phrase):
+            if phrase not in self._unverifiable:
+                self._unverifiable.add(phrase)
+                log("unverified", phrase=phrase, reason="no microWakeWord model for this phrase (logged once)")
+            return None
+        return verify.WakeCheck(phrase, preroll_ms, self.verify_cutoff)
+
+    def note(self, meta):
+        # One line of metadata per session in the session log (never audio, never keys).
+        with open_private(self.directory / SESSION_LOG, exclusive=False, append=True) as f:
+            f.write(json.dumps({"logged": _now().isoformat(timespec="milliseconds"), **meta}).encode() + b"\n")
+
     @property
     def connections(self):
         return len(self._tasks)
@@ -190,9 +235,10 @@ class Receiver:
 class ReceiverThread:
     """A Receiver on its own event loop in a daemon thread (for the simulator, tests)."""
 
-    def __init__(self, listen="127.0.0.1:0", recordings="recordings", log=print, state=None):
+    def __init__(self, listen="127.0.0.1:0", recordings="recordings", log=print, **options):
+        # options: Receiver's state, verify, verify_cutoff
         self._changed = threading.Condition()
-        self._receiver = Receiver(listen, recordings, log, on_change=self._notify, state=state)
+        self._receiver = Receiver(listen, recordings, log, on_change=self._notify, **options)
         self.sessions = self._receiver.sessions
         self.port = None
         self._loop = self._thread = None
@@ -279,6 +325,8 @@ class _Connection:
         self.peer = f"{host}:{port}"
         self.device = None
         self.recording = None
+        self.check = None  # the wake-word verifier of the open session, until it decides
+        self.rejected = None  # the session number the verifier rejected, until its audio-stop
         self.stray_logged = False
 
     def authenticate(self):
@@ -361,25 +409,60 @@ class _Connection:
         if self.rx.registry.device_for(self.cert_der) is None:
             raise ProtocolError("this device was unpaired (`earshot unpair`)")
         self.discard("audio-start before audio-stop")
+        self.rejected = None
+        self.check = self.rx.wake_check(trigger, data, self.log)
         self.recording = Recording(self.rx.directory, self.device, fmt[0], session, trigger,
-                                   timestamp)
+                                   timestamp, held=self.check is not None)
         self.rx.session_opened()
+        if trigger == "wake" and self.check is None:  # the board hears at once that none will come
+            self.writer.write(_event("wake-verdict", {"session": session, "verdict": "unchecked"}))
 
     def chunk(self, data, payload):
         rec = self.recording
         if rec is None:
-            self.stray("audio-chunk")
+            if self.rejected is None:
+                self.stray("audio-chunk")
         elif _format(data) != rec.format:
             self.discard(f"chunk format {_format(data)} differs from audio-start {rec.format}")
         elif len(payload) % (WIDTH * CHANNELS):
             self.discard(f"chunk of {len(payload)} bytes is not whole samples")
         else:
             rec.write(payload)
+            if self.check is not None:
+                self.verdict(self.check.feed(payload))
+
+    def verdict(self, heard):
+        # The verifier's decision on the open session: keep it (now it may touch the disk),
+        # or reject it: the board is told to stop and nothing but metadata is kept (P6).
+        rec, check = self.recording, self.check
+        if heard is None:
+            return
+        self.check = None
+        rec.verify_score = check.score
+        self.writer.write(_event("wake-verdict", {"session": rec.session, "verdict": "heard" if heard else "not_heard",
+                                                  "score": round(check.score, 3)}))
+        if heard:
+            rec.release()
+            self.log("session verified", session=rec.session, score=f"{check.score:.3f}")
+            return
+        self.recording, self.rejected = None, rec.session
+        rec.discard()
+        self.rx.session_closed()
+        self.rx.note({"event": "rejected", "device": self.device, "session": rec.session,
+                      "start": rec.started.isoformat(timespec="milliseconds"), "trigger": rec.trigger,
+                      "verify_score": round(check.score, 3), "verify_cutoff": check.cutoff})
+        self.log("session rejected", session=rec.session, score=f"{check.score:.3f}", cutoff=check.cutoff,
+                 kept="nothing")
 
     def stop(self, data):
         rec = self.recording
+        if self.check is not None:  # ended before the verifier had heard enough: decide now
+            self.verdict(self.check.score > self.check.cutoff)
+            rec = self.recording
         if rec is None:
-            self.stray("audio-stop")
+            if self.rejected is None:
+                self.stray("audio-stop")
+            self.rejected = None
             return
         dropped = data.get("dropped", 0)
         if not _is_count(dropped):
@@ -387,6 +470,7 @@ class _Connection:
         meta = rec.finish(dropped)  # on OSError, serve() discards it like any failure
         self.recording = None
         self.rx.session_closed(meta)
+        self.rx.note({"event": "saved", **meta})
         self.log("session saved", session=rec.session, file=meta["wav"],
                  duration_s=f"{meta['duration_s']:.2f}", dropped=dropped)
 
@@ -398,6 +482,9 @@ class _Connection:
 
     def discard(self, reason):
         rec, self.recording = self.recording, None
+        if self.check is not None:
+            self.check.close()
+            self.check = None
         if rec is None:
             return
         rec.discard()
@@ -425,27 +512,43 @@ def _is_count(value, limit=None):
 
 class Recording:
     """One session on disk: <stem>.wav.part while it runs; finish() turns it into <stem>.wav
-    and <stem>.json, discard() removes every file it made."""
+    and <stem>.json, discard() removes every file it made. A held recording keeps its audio
+    in memory, touching no disk, until release() (the wake word was verified)."""
 
-    def __init__(self, directory, device, rate, session, trigger, device_timestamp_ms):
+    def __init__(self, directory, device, rate, session, trigger, device_timestamp_ms, held=False):
         self.directory = directory
         self.device, self.session, self.trigger = device, session, trigger
         self.format = (rate, WIDTH, CHANNELS)
         self.device_timestamp_ms = device_timestamp_ms
         self.started = _now()
         self.samples = 0
-        self.stem, self._file = _reserve(directory, f"{device}-{self.started:%Y%m%d-%H%M%S}-{session}")
+        self.verify_score = None
+        self._held = bytearray() if held else None
+        self._wav = self._file = None
+        if not held:
+            self.release()
+
+    def release(self):
+        self.stem, self._file = _reserve(self.directory, f"{self.device}-{self.started:%Y%m%d-%H%M%S}-{self.session}")
         self._wav = wave.open(self._file, "wb")
         self._wav.setnchannels(CHANNELS)
         self._wav.setsampwidth(WIDTH)
-        self._wav.setframerate(rate)
+        self._wav.setframerate(self.format[0])
+        held, self._held = self._held, None
+        if held:
+            self._wav.writeframesraw(held)
 
     def write(self, pcm):
         # Raw: the header's length is patched once, at close.
-        self._wav.writeframesraw(pcm)
+        if self._held is not None:
+            self._held += pcm
+        else:
+            self._wav.writeframesraw(pcm)
         self.samples += len(pcm) // (WIDTH * CHANNELS)
 
     def finish(self, dropped_frames):
+        if self._held is not None:
+            self.release()
         self._close()
         os.replace(self._path(".wav.part"), self._path(".wav"))
         rate = self.format[0]
@@ -463,12 +566,17 @@ class Recording:
             "dropped_frames": dropped_frames,
             "wav": self.stem + ".wav",
         }
+        if self.verify_score is not None:
+            meta["wake_verified_score"] = round(self.verify_score, 3)
         with open_private(self._path(".json.tmp"), exclusive=False) as f:
             f.write(json.dumps(meta, indent=2).encode() + b"\n")
         os.replace(self._path(".json.tmp"), self._path(".json"))
         return meta
 
     def discard(self):
+        self._held = None
+        if self._file is None:
+            return  # held: nothing was ever written
         try:
             self._close()
         except OSError:
@@ -504,6 +612,10 @@ def _reserve(directory, stem):
 
 
 # --- framing --------------------------------------------------------------------------
+
+
+def _event(kind, data):
+    return json.dumps({"type": kind, "data": data}, separators=(",", ":")).encode() + b"\n"
 
 
 async def read_event(reader):

@@ -51,3 +51,16 @@ def earshot(capsys):
         return status, captured.out, captured.err
 
     return run
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_config_home(tmp_path_factory):
+    # `earshot receive` / `pair` keep their keys under $XDG_CONFIG_HOME by default: tests
+    # never touch the real one.
+    old = os.environ.get("XDG_CONFIG_HOME")
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CONFIG_HOME", None)
+    else:
+        os.environ["XDG_CONFIG_HOME"] = old

@@ -333,7 +333,7 @@ async def capture():
 async def main():
     asyncio.create_task(capture())
     await asyncio.sleep_ms(100)
-    result = await Session(link, ring, ChunkBuffer()).stream(0, "button", lambda: end[0])
+    result = await Session(link, ring, ChunkBuffer()).stream(0, "button", lambda: end[0], {"preroll_ms": 0})
     print(json.dumps({"result": result, "stamps": link.stamps}))
 
 asyncio.run(main())

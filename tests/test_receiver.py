@@ -44,7 +44,7 @@ def hello(device="earshot-sim"):
     return event("hello", {"device": device, "firmware": "0.1.0"})
 
 
-def start(session=1, trigger="wake", **fmt):
+def start(session=1, trigger="button", **fmt):
     return event("audio-start", {**FORMAT, **fmt, "timestamp": 120, "session": session, "trigger": trigger})
 
 
@@ -70,7 +70,8 @@ def paired_boards(tmp_path_factory):
 
 
 def receiver_thread(recordings, log):
-    return ReceiverThread(recordings=recordings, log=log, state=STATE)
+    # Wake-word verification has its own tests (test_verify.py): here any audio is stored.
+    return ReceiverThread(recordings=recordings, log=log, state=STATE, verify=False)
 
 
 class Client:
@@ -84,15 +85,26 @@ class Client:
         self.sock.sendall(b"".join(frames))
 
     def sync(self):
-        # A pong means the receiver has handled everything sent before the ping.
+        # A pong means the receiver has handled everything sent before the ping. Returns
+        # the events it sent before the pong (wake verdicts).
         self.send(event("ping"))
-        assert self.sock.recv(100) == receiver.PONG
+        got = b""
+        while not got.endswith(receiver.PONG):
+            data = self.sock.recv(4096)
+            assert data, f"closed by the receiver; it had sent {got!r}"
+            got += data
+        return [json.loads(line) for line in got.splitlines()[:-1]]
 
     def closed_by_server(self):
+        # True once the receiver ends the connection (whatever it sent before).
         try:
-            return self.sock.recv(100) == b""
+            while self.sock.recv(4096):
+                pass
+            return True
         except (ConnectionResetError, ssl.SSLError):
             return True
+        except TimeoutError:
+            return False
 
     def close(self):
         self.sock.close()
@@ -117,7 +129,8 @@ def client(rx):
 
 
 def files(rx_dir):
-    return sorted(p.name for p in rx_dir.iterdir()) if rx_dir.exists() else []
+    # The recordings, without the session log (metadata only: checked on its own).
+    return sorted(p.name for p in rx_dir.iterdir() if p.name != receiver.SESSION_LOG) if rx_dir.exists() else []
 
 
 def wait_for(predicate, timeout=3.0):
@@ -146,6 +159,8 @@ def test_session_is_stored_bit_for_bit_with_metadata(rx, client, tmp_path, log):
         assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 16000)
         assert w.readframes(w.getnframes() + 1) == pcm
     assert json.loads((tmp_path / "rec" / f"{stem}.json").read_text()) == meta
+    (logged,) = [json.loads(line) for line in (tmp_path / "rec" / receiver.SESSION_LOG).read_text().splitlines()]
+    assert logged == {"logged": logged["logged"], "event": "saved", **meta}
     start_time = datetime.datetime.fromisoformat(meta["start"])
     assert abs(datetime.datetime.now(datetime.timezone.utc) - start_time).total_seconds() < 5
     assert stem == f"earshot-sim-{start_time:%Y%m%d-%H%M%S}-3"
@@ -349,7 +364,7 @@ def test_files_are_private_whatever_the_umask(tmp_path, log, umask):
         os.umask(old)
     rec = tmp_path / "new" / "rec"
     assert stat.S_IMODE(rec.stat().st_mode) == 0o700
-    assert sorted(stat.S_IMODE(p.stat().st_mode) for p in rec.iterdir()) == [0o600, 0o600]
+    assert sorted(stat.S_IMODE(p.stat().st_mode) for p in rec.iterdir()) == [0o600] * 3  # wav, json, log
 
 
 def test_wait_idle_waits_for_the_session_and_the_connection(rx, client):
@@ -398,7 +413,7 @@ def test_port_in_use_is_one_line_and_exit_1(capsys, tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_cli_serves_until_signalled_and_exits_0(tmp_path, sig):
     proc = subprocess.Popen([sys.executable, "-m", "host_tools", "receive", "--listen", "127.0.0.1:0",
-                             "--recordings", str(tmp_path / "rec"), "--state", str(STATE)],
+                             "--recordings", str(tmp_path / "rec"), "--state", str(STATE), "--no-verify"],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         listening = proc.stdout.readline()

@@ -40,7 +40,8 @@ def test_wakes_where_the_detector_fires_with_the_phrase_in_the_preroll(tmp_path,
     # fires, and each session holds the whole phrase.
     expected, converted = _reference_wakes("high")
     assert expected, "the shipped model hears none of the bundled phrases at high sensitivity"
-    run = sim(tmp_path, capsys, "--set", "sensitivity=high", wav=POSITIVES)
+    # (--no-verify: the receiver's own check rejects these synthetic voices; test_verify.py)
+    run = sim(tmp_path, capsys, "--set", "sensitivity=high", "--no-verify", wav=POSITIVES)
     assert run.code == 0, run.err
     woke = [e["t"] for e in run.of("serial") if "why=wake" in e["line"]]
     assert len(woke) == len(expected) and all(abs(a - b) <= 0.021 for a, b in zip(woke, expected)), (woke, expected)
@@ -63,7 +64,7 @@ def test_wakes_where_the_detector_fires_with_the_phrase_in_the_preroll(tmp_path,
 @pytest.mark.xfail(strict=True, reason="issue 3 is open: the shipped model scores only some held-out "
                                        "voices above its default cutoff (see the README's eval table)")
 def test_wakes_on_every_bundled_phrase_at_default_sensitivity(tmp_path, capsys):
-    run = sim(tmp_path, capsys, wav=POSITIVES)
+    run = sim(tmp_path, capsys, "--no-verify", wav=POSITIVES)
     assert [m["trigger"] for m, _ in run.sessions()] == ["wake"] * len(PHRASE_ENDS)
 
 
@@ -122,7 +123,7 @@ def test_live_microphone_wakes_on_the_phrase(tmp_path, capsys, monkeypatch):
             yield part[i:i + 320]
 
     monkeypatch.setattr(live, "open_microphone", fake_microphone)
-    run = sim(tmp_path, capsys, "--mic", "--set", "sensitivity=high")
+    run = sim(tmp_path, capsys, "--mic", "--set", "sensitivity=high", "--no-verify")
     assert run.code == 0, run.err
     assert [m["trigger"] for m, _ in run.sessions()] == ["wake"], run.serial()
     [woke] = [e["t"] for e in run.of("serial") if "why=wake" in e["line"]]

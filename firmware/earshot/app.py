@@ -65,6 +65,13 @@ class App:
         elif self.state in (_BOOT, _OFFLINE) and up:
             self._set_state(_IDLE, "receiver_up")
 
+    def on_reject(self, session):
+        # The receiver did not hear the wake phrase in the pre-roll (P6): send no more
+        # audio; the ring goes dark once audio-stop has left.
+        if self.state == _STREAMING and self._task is not None and session == self._session.number:
+            self._end = 0
+            _log.info("session_end", "why=rejected_by_receiver")
+
     def on_press(self, kind):
         s = self.state
         if kind == buttons.LONG:
@@ -105,16 +112,19 @@ class App:
         self._end = -1
         self._vad.reset()
         self._set_state(_STREAMING, trigger)
-        self._task = asyncio.create_task(self._stream(trigger))
+        about = {"preroll_ms": (written - self._start) * FRAME_MS}
+        if trigger == "wake":
+            about["phrase"] = self._detector.model.phrase
+        self._task = asyncio.create_task(self._stream(trigger, about))
 
     def _finish(self, why):
         self._end = self._mic.ring.written
         _log.info("session_end", "why=" + why)
 
-    async def _stream(self, trigger):
+    async def _stream(self, trigger, about):
         ok = False
         try:
-            frames, dropped = await self._session.stream(self._start, trigger, self._end_frame)
+            frames, dropped = await self._session.stream(self._start, trigger, self._end_frame, about)
             _log.info("session_sent", "frames=" + str(frames) + " dropped=" + str(dropped))
             ok = True
         except OSError as e:

@@ -57,12 +57,13 @@ class ChunkBuffer:
 
 
 class Link:
-    def __init__(self, open_connection, host, port, device, firmware, on_change):
+    def __init__(self, open_connection, host, port, device, firmware, on_change, on_reject):
         self._open = open_connection
         self._host = host
         self._port = port
         self._hello = event("hello", {"device": device, "firmware": firmware})
         self._on_change = on_change  # called with True/False when the link comes or goes
+        self._on_reject = on_reject  # called with the session number the receiver rejected
         self.up = False
         self._writer = None
         self._backoff = _BACKOFF_MIN_MS
@@ -104,9 +105,16 @@ class Link:
                 continue
             if not line:
                 raise OSError("closed by receiver")
-            kind = json.loads(line).get("type")
+            head = json.loads(line)
+            kind = head.get("type")
             if kind == "pong":
                 waiting_pong = False
+            elif kind == "wake-verdict":  # not_heard: the receiver found no wake word (P6)
+                data = head.get("data") or {}
+                _log.info("wake_verdict", "session=" + value(data.get("session")) + " verdict="
+                          + value(data.get("verdict")) + " score=" + value(data.get("score")))
+                if data.get("verdict") == "not_heard":
+                    self._on_reject(data.get("session"))
             else:
                 _log.info("event", "type=" + value(kind))
 
@@ -182,12 +190,16 @@ class Session:
         self._chunk = chunk
         self.number = 0
 
-    async def stream(self, first, trigger, stop):
-        # `stop()` returns the end frame index once the session should end, else -1.
+    async def stream(self, first, trigger, stop, about):
+        # `stop()` returns the end frame index once the session should end (0: at once),
+        # else -1. `about`: more audio-start fields (preroll_ms, the wake phrase), which
+        # the receiver needs to verify the wake word.
         self.number += 1
         link, ring = self._link, self._ring
-        await link.send(event("audio-start", {"rate": 16000, "width": 2, "channels": 1, "timestamp": 0,
-                                              "session": self.number, "trigger": trigger}))
+        start = {"rate": 16000, "width": 2, "channels": 1, "timestamp": 0, "session": self.number,
+                 "trigger": trigger}
+        start.update(about)
+        await link.send(event("audio-start", start))
         k = first
         dropped = 0
         while True:

@@ -20,6 +20,7 @@ SHIMS = Path(__file__).resolve().parent / "shims"
 DEMO_WAV = DATA / "demo.wav"
 POWER_OFF_S = 1.0  # how long the plug stays out in a power cycle
 SHORT_PRESS_S = 0.15
+VERDICT_MARGIN_MS = 60  # the receiver decides DECIDE_AFTER_MS past the wake point, once that audio arrived
 
 
 def add_arguments(p):
@@ -40,6 +41,8 @@ def add_arguments(p):
                    help="install these credentials (`earshot pair` made them) on the board; 'none' leaves it "
                         "unpaired (default: pair with the built-in receiver)")
     p.add_argument("--recordings", default="recordings", help="where the built-in receiver stores sessions")
+    p.add_argument("--verify", action=argparse_bool(), default=True,
+                   help="the built-in receiver checks each wake session's phrase with microWakeWord (default: on)")
     p.add_argument("--trace", metavar="FILE", help="write the trace (JSON lines) here")
     p.add_argument("--realtime", action="store_true", help="pace the audio to the wall clock")
     p.add_argument("--live", action=argparse_bool(), default=None, help="live ring line (default: on a terminal)")
@@ -54,6 +57,7 @@ def argparse_bool():
 
 def run(args):
     from host_tools.audio import load_wav
+    from host_tools.verify import DECIDE_AFTER_MS
 
     source = None
     if args.mic:
@@ -99,6 +103,7 @@ def run(args):
                  "audio": str(audio), "live_done": live_done and str(live_done), "input_samples": len(pcm), "input_s": len(pcm) / 16000,
                  "board_dir": str(Path(args.board_dir).resolve()), "button_pin": pins["button"]["pin"],
                  "presses": presses, "outages": outages, "realtime": args.realtime, "drain_s": 75.0,
+                 "verdict_after_ms": DECIDE_AFTER_MS + VERDICT_MARGIN_MS,
                  "heap_at": args.heap_at}
         started = time.monotonic()
         try:
@@ -213,7 +218,7 @@ def _start_receiver(args, state):
     from host_tools.receiver import ReceiverThread
 
     return ReceiverThread(listen="127.0.0.1:0", recordings=args.recordings, log=lambda *a: None,
-                          state=state).start()
+                          state=state, verify=args.verify).start()
 
 
 def _micropython():

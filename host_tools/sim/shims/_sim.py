@@ -48,10 +48,11 @@ _realtime = config["realtime"]
 _heap_at = int(config.get("heap_at", -1) * RATE) if config.get("heap_at") else -1
 heap_baseline = 0  # set by boot.py: what the shims themselves use
 _wall0 = _time.ticks_ms()
-# Real time the receiver gets to answer a ping before the audio clock moves on: on a LAN a
-# pong takes no audio time, and a busy host must not make a live receiver look dead.
+# Real time the receiver gets to answer before the audio clock moves past the moment the
+# answer is due (a pong: at once; a wake verdict: once the receiver has heard enough): on a
+# LAN answers take no audio time, and a busy host must not change what the board does.
 _REPLY_WAIT_MS = 2000
-_reply_owed = None  # the real socket a ping went out on, until it has something to read
+_owed = {}  # what the receiver owes ("pong", "verdict") -> (real socket, due sample)
 ring_lit = False  # set by the neopixel shim: is the listening pattern showing?
 _dark_since = 0
 
@@ -79,8 +80,8 @@ def advance_to(target):
     if target <= samples:
         return
     _script(target)
-    if _reply_owed is not None:
-        _wait_reply()
+    if _owed:
+        _wait_replies(target)
     if _realtime:
         _pace(target)
     samples = target
@@ -90,19 +91,25 @@ def advance_to(target):
         raise SystemExit(0)
 
 
-def await_reply(sock):
-    # The socket shim saw a ping go out on sock.
-    global _reply_owed
-    _reply_owed = sock
+def await_reply(kind, sock, after_ms=0):
+    # The ssl shim saw a request go out on sock; its answer is due after_ms of audio later.
+    _owed[kind] = (sock, samples + after_ms * RATE // 1000)
 
 
-def _wait_reply():
-    # Once per ping, so a receiver that is really gone still times out in audio time.
-    global _reply_owed
-    poller = _select.poll()
-    poller.register(_reply_owed, _select.POLLIN)
-    _reply_owed = None
-    poller.poll(_REPLY_WAIT_MS)
+def reply_read(kind):
+    # The ssl shim saw the answer come in: no need to wait for it.
+    _owed.pop(kind, None)
+
+
+def _wait_replies(target):
+    # Once per request, so a receiver that is really gone still times out in audio time.
+    for kind in list(_owed):
+        sock, due = _owed[kind]
+        if due <= target:
+            del _owed[kind]
+            poller = _select.poll()
+            poller.register(sock, _select.POLLIN)
+            poller.poll(_REPLY_WAIT_MS)
 
 
 def _script(target):
