@@ -28,19 +28,20 @@ from pathlib import Path
 from host_tools.errors import CommandError
 from host_tools.pairing import DEVICE_NAME, add_state_argument
 from host_tools.private import make_private_dir, open_private
+from host_tools.recordings import SESSION_LOG  # the metadata of every session saved, rejected, deleted
 
 DEFAULT_LISTEN = "127.0.0.1:10700"
 MAX_HEADER = 8 * 1024  # bytes in the header line, not counting its newline
 MAX_DATA = 8 * 1024
 MAX_PAYLOAD = 64 * 1024
 HANDSHAKE_TIMEOUT_S = 10.0
+DEFAULT_KEEP_DAYS = 30.0
 IDLE_TIMEOUT_S = 60.0  # the board pings every 20 s; silence this long means it is gone
 TRIGGERS = ("button", "wake")
 WIDTH, CHANNELS = 2, 1  # stored as 16-bit mono WAV
 MAX_RATE = 48000
 MAX_SESSION = 2**32
 PONG = b'{"type":"pong"}\n'
-SESSION_LOG = "sessions.jsonl"  # metadata of every session saved or rejected, in the recordings folder
 _LISTEN = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]+):([0-9]{1,5})")
 _PLAIN = re.compile(r"[!#-~]+")  # log values that need no quoting
 
@@ -63,6 +64,8 @@ def add_arguments(parser):
     parser.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
                         help="check the wake word of every wake session with microWakeWord and stop the board "
                              "(storing nothing) when it is not there (default: on)")
+    parser.add_argument("--keep-days", type=float, default=DEFAULT_KEEP_DAYS, metavar="DAYS",
+                        help="delete stored sessions older than this, hourly (default %(default)g)")
     parser.add_argument("--verify-cutoff", type=_probability, default=None, metavar="P",
                         help="mean microWakeWord probability a session must reach (default 0.5)")
 
@@ -71,7 +74,7 @@ def run(args):
     import asyncio
 
     receiver = Receiver(args.listen, args.recordings, log=functools.partial(print, flush=True), state=args.state,
-                        verify=args.verify, verify_cutoff=args.verify_cutoff)
+                        verify=args.verify, verify_cutoff=args.verify_cutoff, keep_days=args.keep_days)
     try:
         asyncio.run(_serve_until_signal(receiver))
     except KeyboardInterrupt:
@@ -124,10 +127,11 @@ class Receiver:
     """
 
     def __init__(self, listen=DEFAULT_LISTEN, recordings="recordings", log=print, on_change=None, state=None,
-                 verify=True, verify_cutoff=None):
+                 verify=True, verify_cutoff=None, keep_days=DEFAULT_KEEP_DAYS):
         from host_tools.pairing import Registry
         from host_tools.verify import DEFAULT_CUTOFF
 
+        self.keep_days = keep_days
         self.verify = verify
         self.verify_cutoff = DEFAULT_CUTOFF if verify_cutoff is None else verify_cutoff
         self._unverifiable = set()  # phrases already logged as having no verifier
@@ -156,6 +160,7 @@ class Receiver:
         except OSError as e:
             raise CommandError(_bind_error(self.host, self.port, e)) from None
         self.port = self._server.sockets[0].getsockname()[1]
+        self._expiry = asyncio.create_task(self._expire())
         self.log(_line("listening", on=f"{self.host}:{self.port}", recordings=self.directory.resolve(),
                        paired=len(self.registry.devices()), state=self.registry.state))
         if not self.registry.devices():
@@ -168,6 +173,7 @@ class Receiver:
         if self._server is None:
             return
         self._stopping = True
+        self._expiry.cancel()
         self._server.close()
         for task in self._tasks:
             task.cancel()
@@ -211,9 +217,21 @@ class Receiver:
         return verify.WakeCheck(phrase, preroll_ms, self.verify_cutoff)
 
     def note(self, meta):
-        # One line of metadata per session in the session log (never audio, never keys).
-        with open_private(self.directory / SESSION_LOG, exclusive=False, append=True) as f:
-            f.write(json.dumps({"logged": _now().isoformat(timespec="milliseconds"), **meta}).encode() + b"\n")
+        from host_tools import recordings
+
+        recordings.note(self.directory, meta)
+
+    async def _expire(self):
+        # Retention: sessions older than keep_days go, at start and then every hour.
+        import asyncio
+
+        from host_tools import recordings
+
+        while True:
+            gone = recordings.purge(self.directory, self.keep_days)
+            if gone:
+                self.log(_line("expired", sessions=len(gone), keep_days=self.keep_days))
+            await asyncio.sleep(3600)
 
     @property
     def connections(self):

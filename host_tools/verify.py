@@ -53,3 +53,42 @@ class WakeCheck:
     def close(self):
         if self.decision is None:
             self._mww.close()
+
+
+# --- what the check does to the board's detections (`earshot wake eval`) ----------------------
+
+
+def session_audio(pcm, wake_sample, preroll_ms=1000):
+    """What the board streams up to the verdict: the pre-roll before its wake point and
+    DECIDE_AFTER_MS after it."""
+    a = max(0, wake_sample - preroll_ms * RATE // 1000)
+    return pcm[a:wake_sample + DECIDE_AFTER_MS * RATE // 1000], (wake_sample - a) * 1000 // RATE
+
+
+def verdicts(phrase, pcm, wake_samples, cutoff=DEFAULT_CUTOFF):
+    """For each wake point in pcm: True if the receiver would keep the session."""
+    import numpy as np
+
+    out = []
+    for w in wake_samples:
+        audio, preroll_ms = session_audio(pcm, int(w))
+        check = WakeCheck(phrase, preroll_ms, cutoff)
+        check.feed(np.asarray(audio, "<i2").tobytes())
+        out.append(check.decision if check.decision is not None else check.score > cutoff)
+        check.close()
+    return out
+
+
+def effect(phrase, board_points, cutoff=DEFAULT_CUTOFF):
+    """Rows of what the check removes: board_points is [(setting, board cutoff, [(pcm,
+    wake samples of false wakes)], [(pcm, wake sample of true wakes)], hours)]. Each row's
+    "kept" lists the verdict on each true wake."""
+    rows = []
+    for setting, board_cutoff, false_wakes, true_wakes, hours in board_points:
+        fa = [v for pcm, wakes in false_wakes for v in verdicts(phrase, pcm, wakes, cutoff)]
+        tp = [v for pcm, w in true_wakes for v in verdicts(phrase, pcm, [w], cutoff)]
+        rows.append({"setting": setting, "board_cutoff": board_cutoff, "hours": round(hours, 3),
+                     "false_wakes": len(fa), "false_wakes_kept": sum(fa),
+                     "true_wakes": len(tp), "true_wakes_kept": sum(tp), "verify_cutoff": cutoff,
+                     "kept": tp})
+    return rows

@@ -393,12 +393,18 @@ def _run_eval(model_path, meta, tensors, out, hours, n_pos, seed, reference, log
                                             [e for (_, e), n in zip(clips, natural) if n],
                                             np.zeros(0, np.int16), 1.0).frr
             log(f"measured {mww.name} ({time.monotonic() - t0:.0f} s)")
-    table = markdown(ours, mww, points, meta, segments)
+    checked = None
+    if mww is not None:
+        t0 = time.monotonic()
+        checked = receiver_check(phrase, model, ours, points, clips, pos_feats, ends, natural, stream, real_hours)
+        log(f"measured the receiver's check on the board's wakes ({time.monotonic() - t0:.0f} s)")
+    table = markdown(ours, mww, points, meta, segments) + check_markdown(checked)
     draw_det([ours, mww], points, out / "det.png",
              f"{phrase!r}: {ours.n_pos} held-out positives, {real_hours:.2f} h negatives")
     write_text(out / "eval.md", table)
     results = {"model": str(model_path), "phrase": phrase, "positives": ours.n_pos, "hours": round(real_hours, 3),
-               "points": points, "ours": _curve_json(ours), "microwakeword": _curve_json(mww) if mww else None}
+               "points": points, "ours": _curve_json(ours), "microwakeword": _curve_json(mww) if mww else None,
+               "receiver_check": checked}
     for key, c in (("ours", ours), ("microwakeword", mww)):
         for attr in ("frr_clean", "frr_natural"):
             if c is not None and getattr(c, attr, None) is not None:
@@ -407,6 +413,53 @@ def _run_eval(model_path, meta, tensors, out, hours, n_pos, seed, reference, log
     print(table)
     log(f"wrote {out / 'det.png'}, {out / 'eval.md'}, {out / 'eval.json'}")
     return results
+
+
+CHECK_SWEEP_FA_PER_HOUR = (5.0, 40.0)  # more board settings, looser than shipped, to have false wakes to count
+
+
+def receiver_check(phrase, model, ours, points, clips, pos_feats, ends, natural, stream, hours):
+    """What the receiver's microWakeWord check (verify.py) does to the board's wakes: the
+    false ones on the negative stream and the true ones on the positives, at the shipped
+    sensitivities and at looser cutoffs (the shipped ones wake falsely too rarely to count)."""
+    from host_tools import verify
+
+    settings = [(level, p["cutoff"]) for level, p in points.items()]
+    for target in CHECK_SWEEP_FA_PER_HOUR:
+        i = next((i for i in range(len(ours.cutoffs)) if ours.fa[i] / ours.hours <= target), None)
+        if i is not None and ours.cutoffs[i] not in [c for _, c in settings]:
+            settings.append((f"sweep ~{target:g} FA/h", ours.cutoffs[i]))
+    lo, hi = int(round(BEFORE_S * RATE / HOP)), int(round(AFTER_S * RATE / HOP))
+    rows = []
+    for setting, cutoff in settings:
+        false_wakes = [(stream, ours.stream_events(cutoff))]
+        true_wakes, is_natural = [], []
+        for (pcm, _), f, e, nat in zip(clips, pos_feats, ends, natural):
+            hit = next((d for d in our_detections(model, f, cutoff) if e - lo <= d <= e + hi), None)
+            if hit is not None:
+                true_wakes.append((pcm, (hit + 1) * HOP))
+                is_natural.append(nat)
+        [row] = verify.effect(phrase, [(setting, cutoff, false_wakes, true_wakes, hours)])
+        kept = row.pop("kept")
+        row["natural_true_wakes"] = sum(is_natural)
+        row["natural_true_wakes_kept"] = sum(k for k, nat in zip(kept, is_natural) if nat)
+        rows.append(row)
+    return rows
+
+
+def check_markdown(rows):
+    if not rows:
+        return ""
+    lines = ["", f"The receiver's check (microWakeWord on the pre-roll, mean probability > "
+                 f"{rows[0]['verify_cutoff']}): of the board's wakes, how many it keeps.", "",
+             "| board setting | board cutoff | false wakes (per h) | false wakes kept | true wakes | true wakes kept "
+             "| of them natural voice: kept |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['setting']} | {r['board_cutoff']} | {r['false_wakes']} ({r['false_wakes'] / r['hours']:.1f}) "
+                     f"| {r['false_wakes_kept']} | {r['true_wakes']} | {r['true_wakes_kept']} "
+                     f"| {r['natural_true_wakes']}: {r['natural_true_wakes_kept']} |")
+    return "\n".join(lines) + "\n"
 
 
 def bank_size(hours):
