@@ -64,6 +64,8 @@ def add_arguments(parser):
     parser.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
                         help="check the wake word of every wake session with microWakeWord and stop the board "
                              "(storing nothing) when it is not there (default: on)")
+    parser.add_argument("--wyoming", metavar="tcp://HOST:PORT",
+                        help="also serve the paired boards to Home Assistant as a Wyoming satellite")
     parser.add_argument("--keep-days", type=float, default=DEFAULT_KEEP_DAYS, metavar="DAYS",
                         help="delete stored sessions older than this, hourly (default %(default)g)")
     parser.add_argument("--verify-cutoff", type=_probability, default=None, metavar="P",
@@ -74,7 +76,8 @@ def run(args):
     import asyncio
 
     receiver = Receiver(args.listen, args.recordings, log=functools.partial(print, flush=True), state=args.state,
-                        verify=args.verify, verify_cutoff=args.verify_cutoff, keep_days=args.keep_days)
+                        verify=args.verify, verify_cutoff=args.verify_cutoff, keep_days=args.keep_days,
+                        wyoming=args.wyoming)
     try:
         asyncio.run(_serve_until_signal(receiver))
     except KeyboardInterrupt:
@@ -127,11 +130,13 @@ class Receiver:
     """
 
     def __init__(self, listen=DEFAULT_LISTEN, recordings="recordings", log=print, on_change=None, state=None,
-                 verify=True, verify_cutoff=None, keep_days=DEFAULT_KEEP_DAYS):
+                 verify=True, verify_cutoff=None, keep_days=DEFAULT_KEEP_DAYS, wyoming=None):
         from host_tools.pairing import Registry
         from host_tools.verify import DEFAULT_CUTOFF
 
         self.keep_days = keep_days
+        self.wyoming = wyoming  # tcp://HOST:PORT to serve Home Assistant on, or None
+        self.hub = None
         self.verify = verify
         self.verify_cutoff = DEFAULT_CUTOFF if verify_cutoff is None else verify_cutoff
         self._unverifiable = set()  # phrases already logged as having no verifier
@@ -161,6 +166,14 @@ class Receiver:
             raise CommandError(_bind_error(self.host, self.port, e)) from None
         self.port = self._server.sockets[0].getsockname()[1]
         self._expiry = asyncio.create_task(self._expire())
+        if self.wyoming and self.hub is None:
+            from host_tools.wyoming_satellite import Hub
+
+            self.hub = Hub(self.wyoming, self.log)
+            try:
+                await self.hub.start()
+            except OSError as e:
+                raise CommandError(f"--wyoming {self.wyoming}: {e.strerror or e}; choose another port") from None
         self.log(_line("listening", on=f"{self.host}:{self.port}", recordings=self.directory.resolve(),
                        paired=len(self.registry.devices()), state=self.registry.state))
         if not self.registry.devices():
@@ -180,6 +193,9 @@ class Receiver:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._server.wait_closed()
         self._server = None
+        if self.hub is not None:
+            await self.hub.stop()
+            self.hub = None
 
     async def _serve(self, reader, writer):
         import asyncio
@@ -344,6 +360,7 @@ class _Connection:
         self.device = None
         self.recording = None
         self.check = None  # the wake-word verifier of the open session, until it decides
+        self.phrase = None
         self.rejected = None  # the session number the verifier rejected, until its audio-stop
         self.stray_logged = False
 
@@ -431,7 +448,10 @@ class _Connection:
         self.check = self.rx.wake_check(trigger, data, self.log)
         self.recording = Recording(self.rx.directory, self.device, fmt[0], session, trigger,
                                    timestamp, held=self.check is not None)
+        self.phrase = data.get("phrase")
         self.rx.session_opened()
+        if self.check is None:
+            self.forward_start(b"")
         if trigger == "wake" and self.check is None:  # the board hears at once that none will come
             self.writer.write(_event("wake-verdict", {"session": session, "verdict": "unchecked"}))
 
@@ -448,6 +468,8 @@ class _Connection:
             rec.write(payload)
             if self.check is not None:
                 self.verdict(self.check.feed(payload))
+            elif self.rx.hub is not None:
+                self.rx.hub.audio(payload, rec.format[0], rec.samples * 1000 // rec.format[0])
 
     def verdict(self, heard):
         # The verifier's decision on the open session: keep it (now it may touch the disk),
@@ -460,7 +482,7 @@ class _Connection:
         self.writer.write(_event("wake-verdict", {"session": rec.session, "verdict": "heard" if heard else "not_heard",
                                                   "score": round(check.score, 3)}))
         if heard:
-            rec.release()
+            self.forward_start(rec.release())
             self.log("session verified", session=rec.session, score=f"{check.score:.3f}")
             return
         self.recording, self.rejected = None, rec.session
@@ -487,10 +509,20 @@ class _Connection:
             raise ProtocolError("audio-stop dropped is not a count of frames")
         meta = rec.finish(dropped)  # on OSError, serve() discards it like any failure
         self.recording = None
+        if self.rx.hub is not None:
+            self.rx.hub.session_stop(meta["duration_s"] * 1000)
         self.rx.session_closed(meta)
         self.rx.note({"event": "saved", **meta})
         self.log("session saved", session=rec.session, file=meta["wav"],
                  duration_s=f"{meta['duration_s']:.2f}", dropped=dropped)
+
+    def forward_start(self, held):
+        # Home Assistant (--wyoming) hears a session once it may: at once, or once verified.
+        hub, rec = self.rx.hub, self.recording
+        if hub is not None:
+            hub.session_start(self.device, rec.session, rec.trigger, self.phrase, rec.format[0])
+            if held:
+                hub.audio(held, rec.format[0], 0)
 
     def stray(self, kind):
         # A board that lost its session keeps streaming: say so once, not 50 times a second.
@@ -505,6 +537,8 @@ class _Connection:
             self.check = None
         if rec is None:
             return
+        if self.rx.hub is not None and not rec.is_held():
+            self.rx.hub.session_stop(rec.samples * 1000 // rec.format[0])
         rec.discard()
         self.rx.session_closed()
         self.log("session discarded", session=rec.session, reason=reason)
@@ -547,6 +581,7 @@ class Recording:
             self.release()
 
     def release(self):
+        # Returns the audio it held (now written).
         self.stem, self._file = _reserve(self.directory, f"{self.device}-{self.started:%Y%m%d-%H%M%S}-{self.session}")
         self._wav = wave.open(self._file, "wb")
         self._wav.setnchannels(CHANNELS)
@@ -555,6 +590,10 @@ class Recording:
         held, self._held = self._held, None
         if held:
             self._wav.writeframesraw(held)
+        return held or b""
+
+    def is_held(self):
+        return self._held is not None
 
     def write(self, pcm):
         # Raw: the header's length is patched once, at close.

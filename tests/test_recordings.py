@@ -10,7 +10,8 @@ import pytest
 from host_tools import receiver, recordings
 from host_tools.cli import main
 from host_tools.receiver import Recording, ReceiverThread
-from tests.test_receiver import STATE, paired_boards  # noqa: F401 (a fixture)
+from tests import test_receiver
+from tests.test_receiver import paired_boards  # noqa: F401 (a fixture; sets test_receiver.STATE)
 
 
 def _store(folder, device="kitchen", session=1, days_old=0, pcm=b"\x01\x02" * 1600):
@@ -107,7 +108,7 @@ def test_the_receiver_expires_sessions_past_their_retention(tmp_path):
     _store(tmp_path / "rec", session=1, days_old=8)
     keep = _store(tmp_path / "rec", session=2, days_old=6)
     log = []
-    with ReceiverThread(recordings=tmp_path / "rec", log=log.append, state=STATE, keep_days=7):
+    with ReceiverThread(recordings=tmp_path / "rec", log=log.append, state=test_receiver.STATE, keep_days=7):
         pass
     assert [m["wav"][:-4] for m in recordings.sessions(tmp_path / "rec")] == [keep]
     assert "receiver expired sessions=1 keep_days=7" in log

@@ -1,0 +1,102 @@
+# `earshot receive --wyoming`: Home Assistant's side of Wyoming (the `wyoming` package's
+# client) describes the satellite, runs it, and receives the sessions the receiver accepts,
+# audio bit for bit; a session the wake-word check rejects never reaches it.
+import asyncio
+import socket
+
+import numpy as np
+import pytest
+
+from host_tools import verify
+from host_tools.receiver import ReceiverThread
+from tests import test_receiver
+from tests.test_receiver import Client, chunk, event, hello, paired_boards, start, stop  # noqa: F401
+from tests.test_verify import _phrase, _session
+
+pytest.importorskip("wyoming")
+from wyoming.client import AsyncTcpClient  # noqa: E402
+from wyoming.info import Describe, Info  # noqa: E402
+from wyoming.satellite import RunSatellite  # noqa: E402
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _home_assistant(port, board, until="audio-stop", timeout=10.0):
+    # Connects like Home Assistant, runs the satellite, lets `board()` stream, and returns
+    # (info, [(type, data, payload)]) up to the first `until` event (or the timeout).
+    async with AsyncTcpClient("127.0.0.1", port) as ha:
+        await ha.write_event(Describe().event())
+        info = await ha.read_event()
+        await ha.write_event(RunSatellite().event())
+        await asyncio.sleep(0.1)
+        streaming = asyncio.create_task(asyncio.to_thread(board))
+        got = []
+        try:
+            while True:
+                ev = await asyncio.wait_for(ha.read_event(), timeout)
+                got.append((ev.type, ev.data, ev.payload))
+                if ev.type == until:
+                    break
+        except asyncio.TimeoutError:
+            pass
+        await streaming
+        return info, got
+
+
+@pytest.fixture
+def rx(tmp_path):
+    def make(verify_on):
+        port = _free_port()
+        r = ReceiverThread(recordings=tmp_path / "rec", log=lambda *a: None, state=test_receiver.STATE, verify=verify_on,
+                           wyoming=f"tcp://127.0.0.1:{port}").start()
+        made.append(r)
+        return r, port
+
+    made = []
+    yield make
+    for r in made:
+        r.stop()
+
+
+def test_home_assistant_receives_a_session_bit_for_bit(rx):
+    receiver, port = rx(False)
+    pcm = np.random.default_rng(1).integers(-3000, 3000, 3200).astype("<i2").tobytes()
+
+    def board():
+        c = Client(receiver.port)
+        c.send(hello(), start(), *[chunk(pcm[i:i + 640]) for i in range(0, len(pcm), 640)], stop())
+        c.sync()
+        c.close()
+
+    info, got = asyncio.run(_home_assistant(port, board))
+    assert Info.is_type(info.type) and Info.from_event(info).satellite.name == "earshot"
+    kinds = [k for k, _, _ in got]
+    assert kinds[:2] == ["run-pipeline", "audio-start"] and kinds[-1] == "audio-stop"
+    assert set(kinds[2:-1]) == {"audio-chunk"}
+    assert b"".join(p for k, _, p in got if k == "audio-chunk") == pcm
+    assert receiver.sessions and receiver.sessions[0]["samples"] == len(pcm) // 2
+
+
+@pytest.mark.skipif(not verify.available("hey jarvis"), reason="pymicro-wakeword is not installed")
+def test_only_verified_wake_sessions_reach_home_assistant(rx):
+    receiver, port = rx(True)
+
+    def board(source):
+        def stream():
+            c = Client(receiver.port)
+            _session(c, _phrase(source))
+            c.sync()
+            c.close()
+        return stream
+
+    _, got = asyncio.run(_home_assistant(port, board("espeak:en-us-nyc"), timeout=1.5))
+    assert got == []  # rejected: Home Assistant hears nothing
+    _, got = asyncio.run(_home_assistant(port, board("piper:")))
+    kinds = [k for k, _, _ in got]
+    assert kinds[:3] == ["detection", "run-pipeline", "audio-start"] and kinds[-1] == "audio-stop"
+    sent = _phrase("piper:").astype("<i2").tobytes()
+    assert b"".join(p for k, _, p in got if k == "audio-chunk") == sent  # the pre-roll included
