@@ -9,7 +9,9 @@
 #   5. wake latency on the simulated board: from the end of "hey jarvis" (held-out voices)
 #      to the blue ring (budget 100 ms) and to the first audio on the wire (250 ms);
 #   6. the board's TLS handshake with a paired receiver: wall time on the unix port, and
-#      its x86 instructions (callgrind) scaled to the ESP32 like the listening loop.
+#      its x86 instructions (callgrind) scaled to the ESP32 like the listening loop;
+#   7. one receiver (`earshot receive`, its own process) with 50 simulated boards, paced
+#      to real time, all streaming at once: lost samples and receiver CPU per stream.
 import os
 import re
 import shutil
@@ -325,6 +327,78 @@ def bench_tls(tmp):
             f"on a 240 MHz ESP32 (done once, before any wake: not in the wake latency)")
 
 
+SCALE_BOARDS = 50
+
+
+def bench_scale(tmp, n=SCALE_BOARDS):
+    import datetime
+    import itertools
+    import json as json_
+    import wave
+
+    from host_tools import pairing
+    from host_tools.paths import DATA
+
+    state, rec = Path(tmp) / "scale-state", Path(tmp) / "scale-rec"
+    registry = pairing.Registry(state)
+    bundles = [registry.pair(f"board{i:02d}") for i in range(n)]
+    port = _free_port()
+    receiver = subprocess.Popen([sys.executable, "-m", "host_tools", "receive", "--listen", f"127.0.0.1:{port}",
+                                 "--recordings", str(rec), "--state", str(state), "--no-verify"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert "listening" in receiver.stdout.readline()
+        boards = [subprocess.Popen([sys.executable, "-m", "host_tools", "sim", "--realtime", "--no-live",
+                                    "--wav", str(DATA / "demo.wav"), "--press", "3.0",
+                                    "--board-dir", f"{tmp}/scale-board{i}", "--trace", f"{tmp}/scale{i}.jsonl",
+                                    "--receiver", f"127.0.0.1:{port}", "--pairing", str(bundles[i]),
+                                    "--set", f"device=board{i:02d}"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                  for i in range(n)]
+        failed = [b.stderr.read()[-300:] for b in boards if b.wait(300) != 0]
+        time.sleep(1)
+        cpu_s = _cpu_seconds(receiver.pid)
+    finally:
+        receiver.terminate()
+        receiver.wait(10)
+    if failed:
+        return f"{n} boards: {len(failed)} sims failed (OVER): {failed[0]}"
+    sent = {}  # device -> frames the board says it sent
+    for i in range(n):
+        for line in open(f"{tmp}/scale{i}.jsonl"):
+            if "session_sent" in line:
+                sent[f"board{i:02d}"] = int(re.search(r"frames=(\d+) dropped=(\d+)", line).group(1))
+    stored, audio_s, dropped, spans = {}, 0.0, 0, []
+    for meta_path in rec.glob("*.json"):
+        meta = json_.loads(meta_path.read_text())
+        t0 = datetime.datetime.fromisoformat(meta["start"]).timestamp()
+        spans += [(t0, 1), (t0 + meta["duration_s"], -1)]
+        with wave.open(str(rec / meta["wav"])) as w:
+            stored[meta["device"]] = w.getnframes() // 320
+        audio_s += meta["duration_s"]
+        dropped += meta["dropped_frames"]
+    lost = sum(abs(sent.get(d, 0) - stored.get(d, 0)) for d in set(sent) | set(stored))
+    at_once = max(itertools.accumulate(step for _, step in sorted(spans))) if spans else 0
+    verdict = "within" if lost == 0 and dropped == 0 and len(stored) == n else "OVER"
+    return (f"one receiver, {n} simulated boards (real time), up to {at_once} streaming at once: {len(stored)}/{n} sessions "
+            f"stored, {lost} frames lost, {dropped} dropped by the boards; receiver CPU {cpu_s:.2f} s for "
+            f"{audio_s:.0f} s of audio, {100 * cpu_s / audio_s:.2f} % of a core per stream; {verdict}")
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cpu_seconds(pid):
+    # utime + stime of a process, from /proc.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main():
     import contextlib
     import io
@@ -332,7 +406,8 @@ def main():
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for bench in (bench_listening_loop, bench_detector_ram, lambda: bench_heap(tmp), lambda: bench_speed(tmp),
-                      lambda: bench_detect_speed(tmp), lambda: bench_wake_latency(tmp), lambda: bench_tls(tmp)):
+                      lambda: bench_detect_speed(tmp), lambda: bench_wake_latency(tmp), lambda: bench_tls(tmp),
+                      lambda: bench_scale(tmp)):
             quiet = io.StringIO()
             with contextlib.redirect_stdout(quiet):
                 line = bench()
