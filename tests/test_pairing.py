@@ -193,3 +193,45 @@ def test_the_board_and_the_receiver_log_no_secret(tmp_path, capsys):
     text = "\n".join(run.serial()) + run.out + run.err
     assert key.hex()[:32] not in text and base64.b64encode(key).decode()[:32] not in text
     assert len(run.sessions()) == 1
+
+
+GARBAGE = [b"not json at all\n", b'["type", "pong"]\n', b'{"type": 7}\n', b'"just a string"\n',
+           b'{"type":"wake-verdict","data":[1,2]}\n', b'{"type":"wake-verdict","data":{"session":"x","verdict":5}}\n',
+           b"\xff\xfe\x00garbage\n", b'{"type":"pong"', b"x" * 3000 + b"\n"]
+
+
+def test_a_paired_receiver_sending_garbage_never_crashes_the_board(tmp_path, capsys):
+    # Each connection gets one kind of bad frame from a receiver that holds the right keys
+    # (a buggy one, or a truncated frame). The board says so in one line, drops that
+    # connection and reconnects: its link task never dies.
+    registry = pairing.Registry(tmp_path / "state")
+    bundle = registry.pair("earshot")
+    tls = registry.server_context()
+    server = socket.create_server(("127.0.0.1", 0))
+    served = []
+
+    def serve():
+        for bad in GARBAGE:
+            conn, _ = server.accept()
+            with tls.wrap_socket(conn, server_side=True) as conn:
+                conn.recv(4096)  # hello
+                conn.sendall(bad)
+                served.append(bad)
+                time.sleep(0.05)
+
+    threading.Thread(target=serve, daemon=True).start()
+    with server:
+        run = sim(tmp_path, capsys, "--receiver", "127.0.0.1:%d" % server.getsockname()[1], "--pairing", bundle,
+                  wav=_room(tmp_path, 400))
+    assert run.code == 0, run.err
+    serial = run.serial()
+    assert not [line for line in serial if "Traceback" in line or "task_failed" in line], serial
+    assert len(served) == len(GARBAGE)
+    assert sum(line.startswith("I link up") for line in serial) == len(GARBAGE)
+    assert sum(line.startswith("W link down") for line in serial) >= len(GARBAGE) - 1
+
+
+def _room(tmp_path, seconds):
+    from tests.simboard import make_wav
+
+    return make_wav(tmp_path / "room.wav", seconds)

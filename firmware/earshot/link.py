@@ -18,7 +18,8 @@ _PONG_TIMEOUT_MS = const(6000)
 _CONNECT_TIMEOUT_MS = const(5000)
 _BACKOFF_MIN_MS = const(1000)
 _BACKOFF_MAX_MS = const(60000)
-_HEALTHY_MS = const(60000)  # backoff resets only once a link has stayed up this long
+_HEALTHY_MS = const(60000)
+_MAX_LINE = const(1024)  # the receiver's events are far shorter  # backoff resets only once a link has stayed up this long
 
 _log = Logger("link")
 
@@ -29,6 +30,18 @@ def event(kind, data=None):
     if data:
         head["data"] = data
     return json.dumps(head).encode() + b"\n"
+
+
+def parse(line):
+    # (type, data dict) of one event line from the receiver; ValueError for anything else
+    # (the link then drops the connection and says why: a bad peer never stops the board).
+    if len(line) > _MAX_LINE or not line.endswith(b"\n"):
+        raise ValueError("bad event from receiver: truncated or over " + str(_MAX_LINE) + " bytes")
+    head = json.loads(line)
+    data = head.get("data", {}) if isinstance(head, dict) else None
+    if not isinstance(head.get("type") if data is not None else None, str) or not isinstance(data, dict):
+        raise ValueError("bad event from receiver: not an object with a type and data")
+    return head["type"], data
 
 
 class ChunkBuffer:
@@ -105,12 +118,10 @@ class Link:
                 continue
             if not line:
                 raise OSError("closed by receiver")
-            head = json.loads(line)
-            kind = head.get("type")
+            kind, data = parse(line)
             if kind == "pong":
                 waiting_pong = False
             elif kind == "wake-verdict":  # not_heard: the receiver found no wake word (P6)
-                data = head.get("data") or {}
                 _log.info("wake_verdict", "session=" + value(data.get("session")) + " verdict="
                           + value(data.get("verdict")) + " score=" + value(data.get("score")))
                 if data.get("verdict") == "not_heard":

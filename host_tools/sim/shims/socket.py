@@ -17,6 +17,7 @@ _SETUP = (20, 21, 22)  # TLS change_cipher_spec, alert, handshake
 class socket(io.IOBase):
     def __init__(self, af=_socket.AF_INET, kind=_socket.SOCK_STREAM, proto=0):
         self._s = _socket.socket(af, kind, proto)
+        self.sent = 0  # bytes sent so far
         self._record_left = 0  # bytes of the last TLS record still to come in later writes
         self._record_type = 22
 
@@ -30,6 +31,7 @@ class socket(io.IOBase):
         # A sniffer also reads the TLS record headers (they travel in clear): writes made
         # only of handshake records (set-up, not audio) are marked so.
         if n:
+            self.sent += n
             _sim.emit("net", '"dir": "out", "bytes": %d%s' % (n, ', "tls": "handshake"' if self._handshake(buf, n) else ""))
         return n
 

@@ -47,6 +47,7 @@ class _TlsStream(io.IOBase):
         self._buf = b""
         self._eof = False
         self._handshaking = True
+        self._flight = 0  # bytes the raw socket had sent when the clock last waited for an answer
 
     @property
     def buffered(self):
@@ -93,7 +94,9 @@ class _TlsStream(io.IOBase):
     def write(self, buf):
         n = self._tls.write(buf)
         if n is None and self._handshaking:
-            _sim.await_reply("handshake", self._raw.real)  # it needs the receiver's next flight
+            if self._raw.sent != self._flight:  # once per flight: a mute peer still times out
+                self._flight = self._raw.sent
+                _sim.await_reply("handshake", self._raw.real)  # it needs the receiver's next flight
         elif n is not None:
             self._handshaking = False
             if n <= 256:  # requests are small; audio chunks are not
