@@ -66,6 +66,8 @@ def add_arguments(parser):
                              "(storing nothing) when it is not there (default: on)")
     parser.add_argument("--wyoming", metavar="tcp://HOST:PORT",
                         help="also serve the paired boards to Home Assistant as a Wyoming satellite")
+    parser.add_argument("--pass-through", dest="store", action="store_false",
+                        help="store no audio: sessions only go on to --wyoming (metadata is still logged)")
     parser.add_argument("--keep-days", type=float, default=DEFAULT_KEEP_DAYS, metavar="DAYS",
                         help="delete stored sessions older than this, hourly (default %(default)g)")
     parser.add_argument("--verify-cutoff", type=_probability, default=None, metavar="P",
@@ -77,7 +79,7 @@ def run(args):
 
     receiver = Receiver(args.listen, args.recordings, log=functools.partial(print, flush=True), state=args.state,
                         verify=args.verify, verify_cutoff=args.verify_cutoff, keep_days=args.keep_days,
-                        wyoming=args.wyoming)
+                        wyoming=args.wyoming, store=args.store)
     try:
         asyncio.run(_serve_until_signal(receiver))
     except KeyboardInterrupt:
@@ -130,11 +132,12 @@ class Receiver:
     """
 
     def __init__(self, listen=DEFAULT_LISTEN, recordings="recordings", log=print, on_change=None, state=None,
-                 verify=True, verify_cutoff=None, keep_days=DEFAULT_KEEP_DAYS, wyoming=None):
+                 verify=True, verify_cutoff=None, keep_days=DEFAULT_KEEP_DAYS, wyoming=None, store=True):
         from host_tools.pairing import Registry
         from host_tools.verify import DEFAULT_CUTOFF
 
         self.keep_days = keep_days
+        self.store = store  # False: pass-through, sessions go to --wyoming only, never to disk
         self.wyoming = wyoming  # tcp://HOST:PORT to serve Home Assistant on, or None
         self.hub = None
         self.verify = verify
@@ -176,6 +179,8 @@ class Receiver:
                 raise CommandError(f"--wyoming {self.wyoming}: {e.strerror or e}; choose another port") from None
         self.log(_line("listening", on=f"{self.host}:{self.port}", recordings=self.directory.resolve(),
                        paired=len(self.registry.devices()), state=self.registry.state))
+        if not self.store and not self.wyoming:
+            self.log(_line("pass_through", warning="no --wyoming: sessions are received and dropped"))
         if not self.registry.devices():
             self.log(_line("no_paired_boards", action="earshot pair NAME, then install its credentials on the board"))
 
@@ -447,7 +452,7 @@ class _Connection:
         self.rejected = None
         self.check = self.rx.wake_check(trigger, data, self.log)
         self.recording = Recording(self.rx.directory, self.device, fmt[0], session, trigger,
-                                   timestamp, held=self.check is not None)
+                                   timestamp, held=self.check is not None, store=self.rx.store)
         self.phrase = data.get("phrase")
         self.rx.session_opened()
         if self.check is None:
@@ -513,7 +518,7 @@ class _Connection:
             self.rx.hub.session_stop(meta["duration_s"] * 1000)
         self.rx.session_closed(meta)
         self.rx.note({"event": "saved", **meta})
-        self.log("session saved", session=rec.session, file=meta["wav"],
+        self.log("session saved" if rec.store else "session passed_through", session=rec.session, file=meta["wav"],
                  duration_s=f"{meta['duration_s']:.2f}", dropped=dropped)
 
     def forward_start(self, held):
@@ -565,9 +570,10 @@ def _is_count(value, limit=None):
 class Recording:
     """One session on disk: <stem>.wav.part while it runs; finish() turns it into <stem>.wav
     and <stem>.json, discard() removes every file it made. A held recording keeps its audio
-    in memory, touching no disk, until release() (the wake word was verified)."""
+    in memory, touching no disk, until release() (the wake word was verified). One that is
+    not stored (pass-through) never touches the disk: finish() only returns its metadata."""
 
-    def __init__(self, directory, device, rate, session, trigger, device_timestamp_ms, held=False):
+    def __init__(self, directory, device, rate, session, trigger, device_timestamp_ms, held=False, store=True):
         self.directory = directory
         self.device, self.session, self.trigger = device, session, trigger
         self.format = (rate, WIDTH, CHANNELS)
@@ -577,11 +583,16 @@ class Recording:
         self.verify_score = None
         self._held = bytearray() if held else None
         self._wav = self._file = None
+        self.store = store
+        self.stem = None
         if not held:
             self.release()
 
     def release(self):
-        # Returns the audio it held (now written).
+        # Returns the audio it held (now written, if stored).
+        if not self.store:
+            held, self._held = self._held, None
+            return held or b""
         self.stem, self._file = _reserve(self.directory, f"{self.device}-{self.started:%Y%m%d-%H%M%S}-{self.session}")
         self._wav = wave.open(self._file, "wb")
         self._wav.setnchannels(CHANNELS)
@@ -599,15 +610,16 @@ class Recording:
         # Raw: the header's length is patched once, at close.
         if self._held is not None:
             self._held += pcm
-        else:
+        elif self._wav is not None:
             self._wav.writeframesraw(pcm)
         self.samples += len(pcm) // (WIDTH * CHANNELS)
 
     def finish(self, dropped_frames):
         if self._held is not None:
             self.release()
-        self._close()
-        os.replace(self._path(".wav.part"), self._path(".wav"))
+        if self.store:
+            self._close()
+            os.replace(self._path(".wav.part"), self._path(".wav"))
         rate = self.format[0]
         meta = {
             "device": self.device,
@@ -621,10 +633,12 @@ class Recording:
             "width": WIDTH,
             "channels": CHANNELS,
             "dropped_frames": dropped_frames,
-            "wav": self.stem + ".wav",
+            "wav": self.stem + ".wav" if self.store else None,
         }
         if self.verify_score is not None:
             meta["wake_verified_score"] = round(self.verify_score, 3)
+        if not self.store:
+            return meta
         with open_private(self._path(".json.tmp"), exclusive=False) as f:
             f.write(json.dumps(meta, indent=2).encode() + b"\n")
         os.replace(self._path(".json.tmp"), self._path(".json"))

@@ -49,10 +49,10 @@ async def _home_assistant(port, board, until="audio-stop", timeout=10.0):
 
 @pytest.fixture
 def rx(tmp_path):
-    def make(verify_on):
+    def make(verify_on, store=True):
         port = _free_port()
         r = ReceiverThread(recordings=tmp_path / "rec", log=lambda *a: None, state=test_receiver.STATE, verify=verify_on,
-                           wyoming=f"tcp://127.0.0.1:{port}").start()
+                           wyoming=f"tcp://127.0.0.1:{port}", store=store).start()
         made.append(r)
         return r, port
 
@@ -62,8 +62,9 @@ def rx(tmp_path):
         r.stop()
 
 
-def test_home_assistant_receives_a_session_bit_for_bit(rx):
-    receiver, port = rx(False)
+@pytest.mark.parametrize("store", [True, False], ids=["stored", "pass-through"])
+def test_home_assistant_receives_a_session_bit_for_bit(rx, tmp_path, store):
+    receiver, port = rx(False, store)
     pcm = np.random.default_rng(1).integers(-3000, 3000, 3200).astype("<i2").tobytes()
 
     def board():
@@ -79,6 +80,8 @@ def test_home_assistant_receives_a_session_bit_for_bit(rx):
     assert set(kinds[2:-1]) == {"audio-chunk"}
     assert b"".join(p for k, _, p in got if k == "audio-chunk") == pcm
     assert receiver.sessions and receiver.sessions[0]["samples"] == len(pcm) // 2
+    kept = sorted(p.suffix for p in (tmp_path / "rec").iterdir())
+    assert kept == ([".json", ".jsonl", ".wav"] if store else [".jsonl"])  # pass-through: metadata only
 
 
 @pytest.mark.skipif(not verify.available("hey jarvis"), reason="pymicro-wakeword is not installed")
