@@ -35,6 +35,7 @@ MAX_HEADER = 8 * 1024  # bytes in the header line, not counting its newline
 MAX_DATA = 8 * 1024
 MAX_PAYLOAD = 64 * 1024
 HANDSHAKE_TIMEOUT_S = 10.0
+SHUTDOWN_TIMEOUT_S = 2.0  # a peer that does not answer the TLS close is cut off after this
 DEFAULT_KEEP_DAYS = 30.0
 IDLE_TIMEOUT_S = 60.0  # the board pings every 20 s; silence this long means it is gone
 TRIGGERS = ("button", "wake")
@@ -153,7 +154,7 @@ class Receiver:
         self._on_change = on_change or (lambda: None)
         self._server = None
         self._stopping = False
-        self._tasks = set()
+        self._tasks = {}  # connection task -> its writer
 
     async def start(self):
         import asyncio
@@ -164,7 +165,8 @@ class Receiver:
         self._stopping = False
         try:
             self._server = await asyncio.start_server(self._serve, self.host, self.port, limit=MAX_HEADER,
-                                                      ssl=self._tls, ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S)
+                                                      ssl=self._tls, ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S,
+                                                      ssl_shutdown_timeout=SHUTDOWN_TIMEOUT_S)
         except OSError as e:
             raise CommandError(_bind_error(self.host, self.port, e)) from None
         self.port = self._server.sockets[0].getsockname()[1]
@@ -193,7 +195,11 @@ class Receiver:
         self._stopping = True
         self._expiry.cancel()
         self._server.close()
-        for task in self._tasks:
+        for task, writer in self._tasks.items():
+            # Cut, not closed politely: a polite TLS close waits for the board, and a
+            # cancellation can be lost inside asyncio.wait_for (Python 3.11) when a read
+            # has just finished, leaving the handler to wait out IDLE_TIMEOUT_S.
+            writer.transport.abort()
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._server.wait_closed()
@@ -209,7 +215,7 @@ class Receiver:
             writer.close()
             return
         task = asyncio.current_task()
-        self._tasks.add(task)
+        self._tasks[task] = writer
         try:
             connection = _Connection(self, writer)
             if connection.authenticate():
@@ -217,7 +223,7 @@ class Receiver:
         except asyncio.CancelledError:
             pass  # stop() did it; Python 3.11's streams would log a cancelled handler as an error
         finally:
-            self._tasks.discard(task)
+            self._tasks.pop(task, None)
             self._on_change()
 
     def wake_check(self, trigger, data, log):

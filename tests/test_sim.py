@@ -260,3 +260,28 @@ def test_mic_without_a_sound_device_is_one_clear_error(tmp_path, capsys, monkeyp
     assert run.code == 1
     assert run.err.startswith("earshot: no audio input available (PortAudio library not found)")
     assert run.err.count("\n") == 1
+
+
+def test_wifi_lost_mid_session_ends_it_amber_stores_nothing_and_comes_back(tmp_path, capsys):
+    wav = make_wav(tmp_path / "talk.wav", 30, bursts=[(3.0, 9.0)])
+    run = sim(tmp_path, capsys, "--press", 3.0, "--wifi-outage", "5.0:4.0", wav=wav)
+    assert run.code == 0, run.err
+    serial = run.serial()
+    assert any(line.startswith("W app session_failed") for line in serial)
+    assert [e["t"] for e in run.of("led") if is_amber(e["rgb"])][0] == pytest.approx(5.0, abs=0.05)
+    assert sum(e["bytes"] for e in run.of("net") if e["dir"] == "out" and 5.0 <= e["t"] < 9.0) == 0
+    assert any("error=no_Wi-Fi" in line for line in serial)
+    ups = [e["t"] for e in run.of("serial") if e["line"].startswith("I link up")]
+    assert len(ups) == 2 and 9.0 < ups[1] < 20.0
+    assert run.sessions() == []  # the cut session is not kept in part
+    _audit_clean(run)
+
+
+def test_receiver_restarted_mid_session_keeps_nothing_partial(tmp_path, capsys):
+    wav = make_wav(tmp_path / "talk.wav", 30, bursts=[(3.0, 9.0)])
+    run = sim(tmp_path, capsys, "--press", 3.0, "--receiver-outage", "5.0:2.0", "--press", 15.0, wav=wav)
+    assert run.code == 0, run.err
+    assert any(line.startswith("W app session_failed") for line in run.serial())
+    [(meta, _)] = run.sessions()  # only the second, whole session
+    assert meta["session"] == 2 and meta["trigger"] == "button"
+    _audit_clean(run)

@@ -129,6 +129,7 @@ class App:
             ok = True
         except OSError as e:
             _log.warn("session_failed", "error=" + value(e))
+            self._link.drop()  # a connection that failed a send is not trusted again: reconnect now
         finally:
             self._task = None
             if self.state == _STREAMING:  # after the last byte: lit until then (P2)

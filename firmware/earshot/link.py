@@ -79,6 +79,8 @@ class Link:
         self._on_reject = on_reject  # called with the session number the receiver rejected
         self.up = False
         self._writer = None
+        self._serving = None  # the task serving the current connection
+        self._dropped = False
         self._backoff = _BACKOFF_MIN_MS
 
     async def run(self):
@@ -89,10 +91,17 @@ class Link:
             return
         while True:
             started = time.ticks_ms()
+            self._dropped = False
+            self._serving = asyncio.create_task(self._serve())
             try:
-                await self._serve()
+                await self._serving
             except (OSError, asyncio.TimeoutError, ValueError) as e:
                 _log.warn("down", "receiver=" + self._where() + " error=" + value(_why(e)))
+            except asyncio.CancelledError:
+                if not self._dropped:
+                    raise  # the board is shutting down
+                _log.warn("down", "receiver=" + self._where() + " error=dropped")
+            self._serving = None
             self._close()
             if time.ticks_diff(time.ticks_ms(), started) >= _HEALTHY_MS:
                 self._backoff = _BACKOFF_MIN_MS
@@ -152,9 +161,10 @@ class Link:
         self._on_change(up)
 
     def drop(self):
-        # Closes the connection at once; run() notices and reconnects after a backoff.
-        if self._writer is not None:
-            self._writer.close()
+        # Ends the connection at once (a failed send, a mute); run() reconnects after a backoff.
+        if self._serving is not None:
+            self._dropped = True
+            self._serving.cancel()
 
     def _close(self):
         if self._writer is not None:

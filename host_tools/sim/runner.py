@@ -34,6 +34,8 @@ def add_arguments(p):
     p.add_argument("--press", action="append", type=float, default=[], metavar="T", help="short press at T seconds")
     p.add_argument("--hold", action="append", default=[], metavar="T:SECONDS", help="hold the button (1.5 s mutes)")
     p.add_argument("--power-cycle", action="append", type=float, default=[], metavar="T", help="pull the plug at T")
+    p.add_argument("--wifi-outage", action="append", default=[], metavar="T:SECONDS",
+                   help="the board's Wi-Fi drops at T (its connections die) and comes back SECONDS later")
     p.add_argument("--receiver-outage", action="append", default=[], metavar="T:SECONDS",
                    help="stop the built-in receiver at T, start it again SECONDS later")
     p.add_argument("--receiver", metavar="HOST:PORT", help="stream to this receiver instead of starting one")
@@ -70,6 +72,7 @@ def run(args):
         pcm, notes = load_wav(args.wav)
     presses = _presses(args.press, args.hold)
     outages = [_pair(o, "--receiver-outage") for o in args.receiver_outage]
+    wifi_outages = [_pair(o, "--wifi-outage") for o in args.wifi_outage]
     console = Console(live=args.live)
     for note in notes:
         console.line(f"earshot sim: {args.wav}: {note}")
@@ -102,7 +105,7 @@ def run(args):
         world = {"board": args.board, "wav": None if args.mic else str(Path(args.wav).resolve()),
                  "audio": str(audio), "live_done": live_done and str(live_done), "input_samples": len(pcm), "input_s": len(pcm) / 16000,
                  "board_dir": str(Path(args.board_dir).resolve()), "button_pin": pins["button"]["pin"],
-                 "presses": presses, "outages": outages, "realtime": args.realtime, "drain_s": 75.0,
+                 "presses": presses, "outages": outages, "wifi_outages": wifi_outages, "realtime": args.realtime, "drain_s": 75.0,
                  "verdict_after_ms": DECIDE_AFTER_MS + VERDICT_MARGIN_MS,
                  "heap_at": args.heap_at}
         started = time.monotonic()
@@ -131,7 +134,8 @@ def _run_board(world, cuts, trace_path, console, receiver):
             # What was scripted for while the plug was out does not happen.
             cfg = dict(world, start_t=start_t, power_on=power_on, power_cut_t=cut,
                        presses=[p for p in world["presses"] if p[0] >= start_t],
-                       outages=[o for o in world["outages"] if o[0] >= start_t])
+                       outages=[o for o in world["outages"] if o[0] >= start_t],
+                       wifi_outages=[o for o in world["wifi_outages"] if o[0] + o[1] >= start_t])
             outcome, t = _boot(cfg, trace, console, receiver)
             if outcome != "power":
                 trace.write(json.dumps({"t": t, "ev": "end"}) + "\n")

@@ -40,6 +40,10 @@ _outage_edges = []
 for _t, _s in config["outages"]:
     _outage_edges += [(_t, False), (_t + _s, True)]
 _outage_edges.sort()
+_wifi_edges = sorted([(_t, False) for _t, _s in config["wifi_outages"]]
+                     + [(_t + _s, True) for _t, _s in config["wifi_outages"]])
+wifi_up = True  # read by the network shim; the socket shim fails every socket while it is down
+sockets = set()  # the socket shim's open sockets
 _button_down = False
 _power_cut = int(config["power_cut_t"] * RATE) if config["power_cut_t"] is not None else -1
 _end_at = input_samples  # the input is over here; finish when idle
@@ -130,6 +134,16 @@ def _script(target):
         samples = max(samples, int(t * RATE))
         emit("receiver", '"up": %s' % ("true" if up else "false"))
         sys.stdin.buffer.read(1)  # the host has done it
+    global wifi_up
+    while _wifi_edges and int(_wifi_edges[0][0] * RATE) <= target:
+        t, up = _wifi_edges.pop(0)
+        samples = max(samples, int(t * RATE))
+        if up != wifi_up:
+            wifi_up = up
+            emit("wifi", '"up": %s' % ("true" if up else "false"))
+            if not up:
+                for sock in list(sockets):
+                    sock.lose()
     if 0 <= _heap_at <= target:
         _report_heap()
     if 0 <= _power_cut <= target:

@@ -1,4 +1,7 @@
-# network on the virtual board: a station that is always connected (loopback is the LAN).
+# network on the virtual board: a station on loopback (the LAN), connected except during a
+# scripted Wi-Fi outage (`earshot sim --wifi-outage`).
+import _sim
+
 STA_IF = 0
 AP_IF = 1
 
@@ -19,10 +22,10 @@ class WLAN:
         pass
 
     def isconnected(self):
-        return self._active
+        return self._active and _sim.wifi_up
 
     def status(self, param=None):
-        return 1010 if self._active else 0
+        return 1010 if self.isconnected() else 0
 
     def ifconfig(self, *args):
         return ("127.0.0.1", "255.0.0.0", "127.0.0.1", "127.0.0.1")

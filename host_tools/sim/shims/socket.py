@@ -11,12 +11,15 @@ for _name in dir(_socket):
         globals()[_name] = getattr(_socket, _name)
 
 _GET_FILENO = 10  # MP_STREAM_GET_FILENO
-_SETUP = (20, 21, 22)  # TLS change_cipher_spec, alert, handshake
+_SETUP = (20, 21, 22)
+_EHOSTUNREACH = 113  # TLS change_cipher_spec, alert, handshake
 
 
 class socket(io.IOBase):
     def __init__(self, af=_socket.AF_INET, kind=_socket.SOCK_STREAM, proto=0):
         self._s = _socket.socket(af, kind, proto)
+        self._lost = False
+        _sim.sockets.add(self)
         self.sent = 0  # bytes sent so far
         self._record_left = 0  # bytes of the last TLS record still to come in later writes
         self._record_type = 22
@@ -57,7 +60,17 @@ class socket(io.IOBase):
     def real(self):
         return self._s
 
+    def lose(self):
+        # The Wi-Fi went: nothing more goes through this connection. The board finds out
+        # when it next sends, or when a pong does not come.
+        self._lost = True
+
+    def _check(self):
+        if self._lost or not _sim.wifi_up:
+            raise OSError(_EHOSTUNREACH)
+
     def connect(self, addr):
+        self._check()
         self._s.connect(addr)
 
     def setblocking(self, flag):
@@ -70,34 +83,42 @@ class socket(io.IOBase):
         self._s.setsockopt(*args)
 
     def write(self, buf):
+        self._check()
         return self._out(buf, self._s.write(buf))
 
     def send(self, buf):
+        self._check()
         return self._out(buf, self._s.send(buf))
 
     def sendall(self, buf):
+        self._check()
         self._s.sendall(buf)
         self._out(buf, len(buf))
 
     def read(self, n=-1):
+        self._check()
         return self._in(self._s.read(n) if n >= 0 else self._s.read())
 
     def recv(self, n):
+        self._check()
         return self._in(self._s.recv(n))
 
     def readinto(self, buf, n=-1):
+        self._check()
         got = self._s.readinto(buf) if n < 0 else self._s.readinto(buf, n)
         if got:
             _sim.emit("net", '"dir": "in", "bytes": %d' % got)
         return got
 
     def readline(self):
+        self._check()
         return self._in(self._s.readline())
 
     def close(self):
+        _sim.sockets.discard(self)
         if self._s is not None:
             self._s.close()
-            self._s = None
+        self._s = None
 
     def fileno(self):
         return self._s.fileno()
