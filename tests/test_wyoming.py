@@ -103,3 +103,17 @@ def test_only_verified_wake_sessions_reach_home_assistant(rx):
     assert kinds[:3] == ["detection", "run-pipeline", "audio-start"] and kinds[-1] == "audio-stop"
     sent = _phrase("piper:").astype("<i2").tobytes()
     assert b"".join(p for k, _, p in got if k == "audio-chunk") == sent  # the pre-roll included
+
+
+def test_a_slow_home_assistant_loses_its_oldest_events_not_the_receivers_time():
+    from host_tools import wyoming_satellite as ws
+    from wyoming.audio import AudioChunk
+
+    logged = []
+    hub = ws.Hub("tcp://127.0.0.1:0", logged.append)
+    client = ws._Satellite(None, None, hub)
+    for i in range(ws.QUEUE_EVENTS + 5):
+        client.put(AudioChunk(rate=16000, width=2, channels=1, audio=b"\0\0", timestamp=i).event())
+    assert client.dropped == 5 and client._queue.qsize() == ws.QUEUE_EVENTS
+    assert client._queue.get_nowait().data["timestamp"] == 5  # the oldest went
+    assert logged == ["receiver wyoming slow_client dropped_events=1"]
