@@ -69,7 +69,7 @@ def add_arguments(parser):
                         help="also serve the paired boards to Home Assistant as a Wyoming satellite")
     parser.add_argument("--pass-through", dest="store", action="store_false",
                         help="store no audio: sessions only go on to --wyoming (metadata is still logged)")
-    parser.add_argument("--keep-days", type=float, default=DEFAULT_KEEP_DAYS, metavar="DAYS",
+    parser.add_argument("--keep-days", type=_days, default=DEFAULT_KEEP_DAYS, metavar="DAYS",
                         help="delete stored sessions older than this, hourly (default %(default)g)")
     parser.add_argument("--verify-cutoff", type=_probability, default=None, metavar="P",
                         help="mean microWakeWord probability a session must reach (default 0.5)")
@@ -101,6 +101,16 @@ async def _serve_until_signal(receiver):
     finally:
         await receiver.stop()
     receiver.log(_line("stopped"))
+
+
+def _days(text):
+    try:
+        days = float(text)
+    except ValueError:
+        days = -1
+    if not days > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of days")
+    return days
 
 
 def _probability(text):
