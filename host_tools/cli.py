@@ -14,6 +14,7 @@ COMMANDS = {
     "pair": ("host_tools.pairing", "pair a board with this receiver: make its keys and certificates", "pair"),
     "unpair": ("host_tools.pairing", "revoke a paired board: the receiver refuses it from now on", "unpair"),
     "recordings": ("host_tools.recordings", "list, play, export, delete or purge stored sessions"),
+    "monitor": ("host_tools.monitor", "show a board's serial console with a live status line"),
     "audit": ("host_tools.audit", "check a trace against the privacy invariants P1-P4"),
     "plot": ("host_tools.plot", "draw a trace as a timeline PNG"),
     "wake": ("host_tools.wake.cli", "train, run and measure the wake-word detector"),
