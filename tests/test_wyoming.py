@@ -16,6 +16,7 @@ from tests.test_verify import _phrase, _session
 pytest.importorskip("wyoming")
 from wyoming.client import AsyncTcpClient  # noqa: E402
 from wyoming.info import Describe, Info  # noqa: E402
+from wyoming.ping import Ping  # noqa: E402
 from wyoming.satellite import RunSatellite  # noqa: E402
 
 
@@ -32,7 +33,8 @@ async def _home_assistant(port, board, until="audio-stop", timeout=10.0):
         await ha.write_event(Describe().event())
         info = await ha.read_event()
         await ha.write_event(RunSatellite().event())
-        await asyncio.sleep(0.1)
+        await ha.write_event(Ping(text="sync").event())  # handled in order: once it is answered,
+        assert (await ha.read_event()).type == "pong"  # run-satellite has been too
         streaming = asyncio.create_task(asyncio.to_thread(board))
         got = []
         try:
