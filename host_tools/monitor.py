@@ -125,7 +125,9 @@ def _follow(port, baud, until, only, deadline, live, status, log):
                 time.sleep(0.5)
                 continue
         try:
-            chunk = conn.read(4096)  # (a socket:// peer that went away raises here too)
+            # Only what is waiting (or 1 byte, up to the 0.1 s timeout): pyserial's socket://
+            # drops what one read() had gathered if the peer closes during it.
+            chunk = conn.read(conn.in_waiting or 1)
         except (serial.SerialException, OSError) as e:
             _say(live, f"monitor: lost {port} ({e}); waiting for it")
             said_gone = True
