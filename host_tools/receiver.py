@@ -533,8 +533,9 @@ class _Connection:
         if self.rx.hub is not None:
             self.rx.hub.session_stop(meta["duration_s"] * 1000)
         self.rx.session_closed(meta)
-        self.rx.note({"event": "saved", **meta})
-        self.log("session saved" if rec.store else "session passed_through", session=rec.session, file=meta["wav"],
+        event = "saved" if rec.store else "passed_through"
+        self.rx.note({"event": event, **meta})
+        self.log(f"session {event}", session=rec.session, file=meta["wav"],
                  duration_s=f"{meta['duration_s']:.2f}", dropped=dropped)
 
     def forward_start(self, held):

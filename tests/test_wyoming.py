@@ -2,6 +2,7 @@
 # client) describes the satellite, runs it, and receives the sessions the receiver accepts,
 # audio bit for bit; a session the wake-word check rejects never reaches it.
 import asyncio
+import json
 import socket
 
 import numpy as np
@@ -84,6 +85,8 @@ def test_home_assistant_receives_a_session_bit_for_bit(rx, tmp_path, store):
     assert receiver.sessions and receiver.sessions[0]["samples"] == len(pcm) // 2
     kept = sorted(p.suffix for p in (tmp_path / "rec").iterdir())
     assert kept == ([".json", ".jsonl", ".wav"] if store else [".jsonl"])  # pass-through: metadata only
+    [logged] = [json.loads(line) for line in (tmp_path / "rec" / "sessions.jsonl").read_text().splitlines()]
+    assert logged["event"] == ("saved" if store else "passed_through")
 
 
 @pytest.mark.skipif(not verify.available("hey jarvis"), reason="pymicro-wakeword is not installed")
