@@ -103,24 +103,22 @@ async def _serve_until_signal(receiver):
     receiver.log(_line("stopped"))
 
 
-def _days(text):
-    try:
-        days = float(text)
-    except ValueError:
-        days = -1
-    if not days > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of days")
-    return days
+def _number(ok, what):
+    # An argparse type: a float for which ok() holds, else an error naming `what`.
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = None
+        if value is None or not ok(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return value
+
+    return parse
 
 
-def _probability(text):
-    try:
-        p = float(text)
-    except ValueError:
-        p = -1
-    if not 0 < p < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a probability between 0 and 1")
-    return p
+_days = _number(lambda d: d > 0, "a positive number of days")
+_probability = _number(lambda p: 0 < p < 1, "a probability between 0 and 1")
 
 
 def parse_listen(value):
@@ -518,7 +516,7 @@ class _Connection:
     def stop(self, data):
         rec = self.recording
         if self.check is not None:  # ended before the verifier had heard enough: decide now
-            self.verdict(self.check.score > self.check.cutoff)
+            self.verdict(self.check.final())
             rec = self.recording
         if rec is None:
             if self.rejected is None:
@@ -607,18 +605,15 @@ class Recording:
 
     def release(self):
         # Returns the audio it held (now written, if stored).
-        if not self.store:
-            held, self._held = self._held, None
-            return held or b""
-        self.stem, self._file = _reserve(self.directory, f"{self.device}-{self.started:%Y%m%d-%H%M%S}-{self.session}")
-        self._wav = wave.open(self._file, "wb")
-        self._wav.setnchannels(CHANNELS)
-        self._wav.setsampwidth(WIDTH)
-        self._wav.setframerate(self.format[0])
-        held, self._held = self._held, None
-        if held:
+        held, self._held = self._held or b"", None
+        if self.store:
+            self.stem, self._file = _reserve(self.directory, f"{self.device}-{self.started:%Y%m%d-%H%M%S}-{self.session}")
+            self._wav = wave.open(self._file, "wb")
+            self._wav.setnchannels(CHANNELS)
+            self._wav.setsampwidth(WIDTH)
+            self._wav.setframerate(self.format[0])
             self._wav.writeframesraw(held)
-        return held or b""
+        return held
 
     def is_held(self):
         return self._held is not None

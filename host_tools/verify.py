@@ -50,6 +50,10 @@ class WakeCheck:
             self._mww.close()
         return self.decision
 
+    def final(self):
+        """The decision, made now on what was heard if the session ended before it."""
+        return self.decision if self.decision is not None else self.score > self.cutoff
+
     def close(self):
         if self.decision is None:
             self._mww.close()
@@ -74,21 +78,6 @@ def verdicts(phrase, pcm, wake_samples, cutoff=DEFAULT_CUTOFF):
         audio, preroll_ms = session_audio(pcm, int(w))
         check = WakeCheck(phrase, preroll_ms, cutoff)
         check.feed(np.asarray(audio, "<i2").tobytes())
-        out.append(check.decision if check.decision is not None else check.score > cutoff)
+        out.append(check.final())
         check.close()
     return out
-
-
-def effect(phrase, board_points, cutoff=DEFAULT_CUTOFF):
-    """Rows of what the check removes: board_points is [(setting, board cutoff, [(pcm,
-    wake samples of false wakes)], [(pcm, wake sample of true wakes)], hours)]. Each row's
-    "kept" lists the verdict on each true wake."""
-    rows = []
-    for setting, board_cutoff, false_wakes, true_wakes, hours in board_points:
-        fa = [v for pcm, wakes in false_wakes for v in verdicts(phrase, pcm, wakes, cutoff)]
-        tp = [v for pcm, w in true_wakes for v in verdicts(phrase, pcm, [w], cutoff)]
-        rows.append({"setting": setting, "board_cutoff": board_cutoff, "hours": round(hours, 3),
-                     "false_wakes": len(fa), "false_wakes_kept": sum(fa),
-                     "true_wakes": len(tp), "true_wakes_kept": sum(tp), "verify_cutoff": cutoff,
-                     "kept": tp})
-    return rows

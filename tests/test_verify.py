@@ -14,7 +14,7 @@ from host_tools.paths import DATA
 from host_tools.receiver import ReceiverThread
 from host_tools.trace import is_listening
 from tests.simboard import sim
-from tests.test_receiver import FORMAT, Client, event, hello, paired_boards  # noqa: F401 (a fixture)
+from tests.test_receiver import FORMAT, client, event, hello, paired_boards  # noqa: F401 (fixtures; client uses rx below)
 
 pytestmark = pytest.mark.skipif(not verify.available("hey jarvis"), reason="pymicro-wakeword is not installed")
 
@@ -48,13 +48,6 @@ def rx(tmp_path):
     with ReceiverThread(recordings=tmp_path / "rec", log=log.append, state=test_receiver.STATE) as r:
         r.log = log
         yield r
-
-
-@pytest.fixture
-def client(rx):
-    c = Client(rx.port)
-    yield c
-    c.close()
 
 
 def test_a_phrase_microwakeword_hears_is_verified_and_stored(rx, client, tmp_path):

@@ -432,18 +432,18 @@ def receiver_check(phrase, model, ours, points, clips, pos_feats, ends, natural,
     lo, hi = int(round(BEFORE_S * RATE / HOP)), int(round(AFTER_S * RATE / HOP))
     rows = []
     for setting, cutoff in settings:
-        false_wakes = [(stream, ours.stream_events(cutoff))]
-        true_wakes, is_natural = [], []
+        false_kept = verify.verdicts(phrase, stream, ours.stream_events(cutoff))
+        kept, is_natural = [], []  # per true wake: the verdict, and whether the voice is natural
         for (pcm, _), f, e, nat in zip(clips, pos_feats, ends, natural):
             hit = next((d for d in our_detections(model, f, cutoff) if e - lo <= d <= e + hi), None)
             if hit is not None:
-                true_wakes.append((pcm, (hit + 1) * HOP))
+                kept += verify.verdicts(phrase, pcm, [(hit + 1) * HOP])
                 is_natural.append(nat)
-        [row] = verify.effect(phrase, [(setting, cutoff, false_wakes, true_wakes, hours)])
-        kept = row.pop("kept")
-        row["natural_true_wakes"] = sum(is_natural)
-        row["natural_true_wakes_kept"] = sum(k for k, nat in zip(kept, is_natural) if nat)
-        rows.append(row)
+        rows.append({"setting": setting, "board_cutoff": cutoff, "hours": round(hours, 3),
+                     "false_wakes": len(false_kept), "false_wakes_kept": sum(false_kept),
+                     "true_wakes": len(kept), "true_wakes_kept": sum(kept), "verify_cutoff": verify.DEFAULT_CUTOFF,
+                     "natural_true_wakes": sum(is_natural),
+                     "natural_true_wakes_kept": sum(k for k, nat in zip(kept, is_natural) if nat)})
     return rows
 
 
