@@ -34,14 +34,17 @@ input_samples = config["input_samples"] if _live_done is None else 1 << 60
 samples = int(config["start_t"] * RATE)  # the audio clock
 _presses = config["presses"]  # [[t_down, t_up], ...] in seconds, sorted
 _press_i = 0
+
+
+def _edges(spans):
+    # [[t, seconds], ...] outages -> [(t, False), (t + seconds, True), ...] in time order
+    return sorted([(t, False) for t, _ in spans] + [(t + d, True) for t, d in spans])
+
+
 # Receiver outages become two edges; at each the host stops or starts its receiver
 # while this process waits, so the outage lands at the same audio time on every run.
-_outage_edges = []
-for _t, _s in config["outages"]:
-    _outage_edges += [(_t, False), (_t + _s, True)]
-_outage_edges.sort()
-_wifi_edges = sorted([(_t, False) for _t, _s in config["wifi_outages"]]
-                     + [(_t + _s, True) for _t, _s in config["wifi_outages"]])
+_outage_edges = _edges(config["outages"])
+_wifi_edges = _edges(config["wifi_outages"])
 wifi_up = True  # read by the network shim; the socket shim fails every socket while it is down
 sockets = set()  # the socket shim's open sockets
 _button_down = False
@@ -117,7 +120,7 @@ def _wait_replies(target):
 
 
 def _script(target):
-    global samples, _press_i, _button_down
+    global samples, _press_i, _button_down, wifi_up
     while _press_i < len(_presses):
         down, up = _presses[_press_i]
         edge = up if _button_down else down
@@ -134,7 +137,6 @@ def _script(target):
         samples = max(samples, int(t * RATE))
         emit("receiver", '"up": %s' % ("true" if up else "false"))
         sys.stdin.buffer.read(1)  # the host has done it
-    global wifi_up
     while _wifi_edges and int(_wifi_edges[0][0] * RATE) <= target:
         t, up = _wifi_edges.pop(0)
         samples = max(samples, int(t * RATE))
