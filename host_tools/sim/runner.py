@@ -24,7 +24,7 @@ VERDICT_MARGIN_MS = 60  # the receiver decides DECIDE_AFTER_MS past the wake poi
 
 
 def add_arguments(p):
-    p.add_argument("--wav", default=str(DEMO_WAV), help="what the microphone hears (default: the bundled demo)")
+    p.add_argument("--wav", help="what the microphone hears (default: the bundled demo; with --serial, silence)")
     p.add_argument("--mic", action="store_true", help="hear this computer's microphone, in real time (Ctrl-C ends)")
     p.add_argument("--board", default="sim", help="pin map from boards/ (default: sim)")
     p.add_argument("--board-dir", default="sim-board", help="the board's filesystem folder, kept between runs")
@@ -48,6 +48,11 @@ def add_arguments(p):
     p.add_argument("--trace", metavar="FILE", help="write the trace (JSON lines) here")
     p.add_argument("--realtime", action="store_true", help="pace the audio to the wall clock")
     p.add_argument("--live", action=argparse_bool(), default=None, help="live ring line (default: on a terminal)")
+    p.add_argument("--serial", metavar="tcp:HOST:PORT|pty",
+                   help="be a dev board on a serial port instead: esptool, mpremote and `earshot monitor` "
+                        "reach it there; it boots what was flashed and deployed and runs until stopped")
+    p.add_argument("--flash-image", metavar="FILE",
+                   help="with --serial: the board's flash chip (default: BOARD_DIR.flash; new ones are erased)")
     p.add_argument("--heap-at", type=float, metavar="T", help="report the firmware's heap in use at T s (bench)")
 
 
@@ -61,6 +66,9 @@ def run(args):
     from host_tools.audio import load_wav
     from host_tools.verify import DECIDE_AFTER_MS
 
+    if args.serial:
+        return _run_serial(args)
+    args.wav = args.wav or str(DEMO_WAV)
     source = None
     if args.mic:
         from host_tools.sim.live import open_microphone
@@ -123,6 +131,70 @@ def run(args):
     return 0
 
 
+def _run_serial(args):
+    # The board on a serial port: nothing is installed, started or paired for it; the
+    # tools do that as they would on a real board.
+    from host_tools.audio import load_wav
+    from host_tools.sim import serial_board
+    from host_tools.sim.uart import open_uart
+    from host_tools.verify import DECIDE_AFTER_MS
+
+    for flag, used in (("--receiver", args.receiver), ("--pairing", args.pairing), ("--settings", args.settings),
+                       ("--set", args.set), ("--wake-model", args.wake_model), ("--mic", args.mic),
+                       ("--press", args.press), ("--hold", args.hold), ("--power-cycle", args.power_cycle)):
+        if used:
+            raise CommandError(f"{flag} does not go with --serial: deploy settings with `earshot deploy`, "
+                               "and press the button by typing p")
+    chip = board_dir.pinmap(args.board).get("chip", "esp32")
+    flash = Path(args.flash_image or str(Path(args.board_dir)).rstrip("/") + ".flash")
+    console = Console(live=args.live)
+    uart = open_uart(args.serial)
+    with tempfile.TemporaryDirectory(prefix="earshot-sim-") as tmp:
+        audio, samples = Path(tmp) / "mic.i32", 0
+        audio.touch()
+        if args.wav:
+            pcm, notes = load_wav(args.wav)
+            (pcm.astype("<i4") << 16).astype("<i4").tofile(audio)
+            samples = len(pcm)
+        button = Path(tmp) / "button"
+        button.touch()
+        world = {"board": args.board, "wav": args.wav and str(Path(args.wav).resolve()), "audio": str(audio),
+                 "live_done": None, "input_samples": samples, "input_s": samples / 16000,
+                 "board_dir": str(Path(args.board_dir).resolve()), "presses": [], "outages": [],
+                 "wifi_outages": [], "realtime": True, "drain_s": 0.0, "until_stopped": True,
+                 "button_file": str(button), "verdict_after_ms": DECIDE_AFTER_MS + VERDICT_MARGIN_MS,
+                 "heap_at": None, "power_on": False, "power_cut_t": None}
+        trace = open(args.trace, "w") if args.trace else None
+
+        def spawn(cfg):
+            path = Path(tmp) / "boot.json"
+            path.write_text(json.dumps(cfg))
+            return _spawn_firmware(path)
+
+        def on_event(ev):
+            console.event(ev)
+            if trace:
+                trace.write(json.dumps(ev) + "\n")
+                trace.flush()
+
+        board = serial_board.VirtualBoard(uart, args.board_dir, flash, chip, world, spawn,
+                                          [_micropython(), str(SHIMS / "repl.py")], on_event)
+        print(f"earshot sim: board {args.board} ({chip}) on serial port {uart.url}; flash {flash}", flush=True)
+        print(f"earshot sim: {serial_board.HELP}", flush=True)
+        serial_board.stop_on_sigterm()
+        try:
+            board.run()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            board.close()
+            console.close()
+            if trace:
+                trace.close()
+        print(f"earshot sim: board stopped after {board.now():.1f} s", flush=True)
+    return 0
+
+
 def _run_board(world, cuts, trace_path, console, receiver):
     # Boots the board, and again after each power cut; returns the audio time at the end.
     start_t, power_on = 0.0, False
@@ -143,14 +215,20 @@ def _run_board(world, cuts, trace_path, console, receiver):
             start_t, power_on = t + POWER_OFF_S, True
 
 
+def _spawn_firmware(cfg_path):
+    # MicroPython running main.py on the board's folder; stdout: JSON events (and any text
+    # that bypassed print()). Its own session: Ctrl-C reaches the runner, which ends the
+    # run in order.
+    env = dict(os.environ, EARSHOT_SIM_CONFIG=str(cfg_path), MICROPYPATH=f"{SHIMS}:.frozen")
+    return subprocess.Popen([_micropython(), str(SHIMS / "boot.py")], env=env, cwd=str(SHIMS),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
 def _boot(cfg, trace, console, receiver):
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(cfg, f)
-    env = dict(os.environ, EARSHOT_SIM_CONFIG=f.name, MICROPYPATH=f"{SHIMS}:.frozen")
-    # Its own session: Ctrl-C reaches the runner, which ends the run in order.
-    proc = subprocess.Popen([_micropython(), str(SHIMS / "boot.py")], env=env, cwd=str(SHIMS),
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = _spawn_firmware(f.name)
     t = cfg["start_t"]
     tail = []
     try:

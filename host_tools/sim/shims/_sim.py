@@ -49,8 +49,12 @@ wifi_up = True  # read by the network shim; the socket shim fails every socket w
 sockets = set()  # the socket shim's open sockets
 _button_down = False
 _power_cut = int(config["power_cut_t"] * RATE) if config["power_cut_t"] is not None else -1
-_end_at = input_samples  # the input is over here; finish when idle
+# The input is over here; finish when idle. A board on a serial port (`earshot sim --serial`)
+# hears silence after its input and runs until the host stops it.
+_end_at = 1 << 60 if config.get("until_stopped") else input_samples
 _give_up = _end_at + int(config["drain_s"] * RATE)
+# The button pressed by hand (`earshot sim --serial`): the host appends "1" (down) or "0" (up).
+_button_file = open(config["button_file"], "rb") if config.get("button_file") else None
 _realtime = config["realtime"]
 _heap_at = int(config.get("heap_at", -1) * RATE) if config.get("heap_at") else -1
 heap_baseline = 0  # set by boot.py: what the shims themselves use
@@ -121,6 +125,8 @@ def _wait_replies(target):
 
 def _script(target):
     global samples, _press_i, _button_down, wifi_up
+    if _button_file is not None:
+        _hand_button()
     while _press_i < len(_presses):
         down, up = _presses[_press_i]
         edge = up if _button_down else down
@@ -154,6 +160,15 @@ def _script(target):
         # The host kills this process now, like pulling the plug: nothing gets to clean up.
         while True:
             _time.sleep_ms(1000)
+
+
+def _hand_button():
+    global _button_down
+    for edge in _button_file.read():
+        down = edge == ord("1")
+        if down != _button_down:
+            _button_down = down
+            emit("button", '"pressed": %s' % ("true" if down else "false"))
 
 
 def _report_heap():

@@ -1,0 +1,325 @@
+# `earshot sim --serial`: the virtual board as a dev board on a USB cable. Its UART speaks
+# what a real ESP32 speaks there, so the real tools work against it: the ROM's download
+# mode for esptool (host_tools/sim/rom.py; a SYNC enters it, as if BOOT were held at
+# reset), MicroPython's REPL for mpremote (host_tools/sim/repl.py), and the firmware's
+# console for `earshot monitor`. At reset the ROM boots what is in the flash image; with
+# MicroPython there, main.py on the board's filesystem (a folder) runs, in real time,
+# until the host stops the board. The person at the desk types on stdin: p (press the
+# button), h SECONDS (hold it), r (the reset button), q (quit).
+import json
+import os
+import selectors
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+from host_tools.sim import bootloader, rom
+from host_tools.sim.repl import HARD_RESET, SOFT_REBOOT, SOFT_RESET, Repl
+
+SHORT_PRESS_S = 0.15
+HELP = "type p Enter to press the button, h SECONDS to hold it, r to reset, q to quit"
+# What MicroPython writes on a filesystem it has just created.
+FRESH_BOOT_PY = b"# This file is executed on every boot (including wake-boot from deepsleep)\n" \
+                b"#import esp\n#esp.osdebug(None)\n#import webrepl\n#webrepl.start()\n"
+_INTERRUPTED = b"Traceback (most recent call last):\r\n  File \"main.py\", in <module>\r\nKeyboardInterrupt: \r\n"
+
+
+class VirtualBoard:
+    def __init__(self, uart, board_dir, flash_path, chip, world, spawn_firmware, repl_command, on_event):
+        self.uart = uart
+        self.board_dir = Path(board_dir)
+        self.flash_path = Path(flash_path)
+        self.chip = chip
+        self._world = world  # the firmware process's config, less what changes per boot
+        self._spawn_firmware = spawn_firmware  # cfg -> Popen of the firmware (stdout: JSON events)
+        self._repl_command = repl_command
+        self._on_event = on_event  # every firmware event, for the trace and the console
+        self._started = time.monotonic()
+        self.state = "off"  # download | firmware | repl | halted
+        self.firmware = None
+        self._fw_buf = b""
+        self.repl = None
+        self._rom = None
+        self._app = {}
+        self._button = open(world["button_file"], "ab", buffering=0)
+        self._timers = []  # (monotonic time, callable)
+        self._sel = selectors.DefaultSelector()
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def run(self):
+        self.reset()
+        try:
+            self._sel.register(sys.stdin, selectors.EVENT_READ, "stdin")
+        except (PermissionError, ValueError):
+            pass  # stdin is a regular file or closed: nobody types; the board runs until stopped
+        while True:
+            self._watch_uart()
+            due = min((t for t, _ in self._timers), default=None)
+            timeout = None if due is None else max(0.0, due - time.monotonic())
+            for key, _ in self._sel.select(timeout):
+                if self._dispatch(key) == "quit":
+                    return
+            self._run_timers()
+
+    def _dispatch(self, key):
+        what = key.data
+        if what == "uart":
+            data, left = self.uart.read(key.fileobj)
+            if data:
+                self.on_uart(data)
+            if left:
+                self._tool_left()
+        elif what == "stdin":
+            return self._keyboard()
+        elif what == "firmware":
+            self._firmware_output()
+        elif what == "repl-out":
+            self._repl_output()
+        elif what == "repl-ctl":
+            self._repl_control()
+        return None
+
+    def _watch_uart(self):
+        # The TCP port gains and loses a client fd as tools come and go.
+        want = set(self.uart.fds())
+        have = {k.fileobj for k in self._sel.get_map().values() if k.data == "uart"}
+        for fd in have - want:
+            self._sel.unregister(fd)
+        for fd in want - have:
+            self._sel.register(fd, selectors.EVENT_READ, "uart")
+
+    def _run_timers(self):
+        now = time.monotonic()
+        for item in [t for t in self._timers if t[0] <= now]:
+            self._timers.remove(item)
+            item[1]()
+
+    def now(self):
+        return time.monotonic() - self._started
+
+    # --- reset and boot -------------------------------------------------------------------
+
+    def reset(self):
+        # The EN button: the ROM starts over and boots what the flash holds.
+        self._stop_all()
+        boot = bootloader.boot_check(self.flash_path, self.chip)
+        self.uart.write(boot.console.encode())
+        if not boot.ok:
+            self.state = "halted"
+            return
+        self._app = boot.app
+        self._micropython()
+
+    def _micropython(self):
+        if not self.board_dir.exists() or not any(self.board_dir.iterdir()):
+            self.board_dir.mkdir(parents=True, exist_ok=True)
+            (self.board_dir / "boot.py").write_bytes(FRESH_BOOT_PY)
+        if (self.board_dir / "main.py").is_file():
+            self._start_firmware()
+        else:
+            self._start_repl()
+
+    def _soft_reboot(self):
+        self._stop_all()
+        self.uart.write(SOFT_REBOOT)
+        self._micropython()
+
+    def _stop_all(self):
+        self._stop_firmware()
+        if self.repl is not None:
+            for f in (self.repl.proc.stdout, self.repl.proc.stderr):
+                self._sel.unregister(f)
+            self.repl.stop()
+            self.repl = None
+        self._rom = None
+
+    def banner(self):
+        version = self._app.get("version", "v?")
+        chip = self.chip.upper()
+        return (f"MicroPython {version} on {self._app.get('date', '')}; Generic {chip} module with {chip}\r\n"
+                "Type \"help()\" for more information.\r\n").encode()
+
+    # --- the firmware (main.py) -----------------------------------------------------------
+
+    def _start_firmware(self):
+        cfg = dict(self._world, start_t=self.now(), button_pin=self._button_pin())
+        self.firmware = self._spawn_firmware(cfg)
+        os.set_blocking(self.firmware.stdout.fileno(), False)
+        self._sel.register(self.firmware.stdout, selectors.EVENT_READ, "firmware")
+        self.state = "firmware"
+
+    def _button_pin(self):
+        try:
+            return json.loads((self.board_dir / "board.json").read_text())["button"]["pin"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0
+
+    def _stop_firmware(self):
+        if self.firmware is None:
+            return
+        self._sel.unregister(self.firmware.stdout)
+        self.firmware.kill()
+        self.firmware.wait()
+        self.firmware.stdout.close()
+        self.firmware = None
+        self._fw_buf = b""
+
+    def _firmware_output(self):
+        chunk = self.firmware.stdout.read()  # non-blocking: None is "nothing yet", b"" the end
+        if chunk is None:
+            return
+        if chunk:
+            *lines, self._fw_buf = (self._fw_buf + chunk).split(b"\n")
+            for line in lines:
+                self._firmware_line(line.decode("utf-8", "replace"))
+            return
+        code = self.firmware.wait()
+        self._stop_firmware()
+        if code == HARD_RESET:  # machine.reset()
+            self.reset()
+        else:  # main.py ended or failed: the REPL takes over, as on a board
+            self._start_repl()
+
+    def _firmware_line(self, line):
+        ev = None
+        if line.startswith("{"):
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                pass
+        if ev is None:  # console text that bypassed print(), e.g. a traceback
+            ev = {"t": self.now(), "ev": "serial", "line": line}
+        if ev["ev"] == "serial":
+            self.uart.write(ev["line"].encode() + b"\r\n")
+        self._on_event(ev)
+
+    # --- the REPL ---------------------------------------------------------------------------
+
+    def _start_repl(self, raw=False):
+        self.repl = Repl(self._repl_command, dict(os.environ, EARSHOT_BOARD_DIR=str(self.board_dir.resolve()),
+                                                   MICROPYPATH=".frozen"),
+                         self.uart.write, self.banner())
+        self.repl.start(raw)
+        self._sel.register(self.repl.proc.stdout, selectors.EVENT_READ, "repl-out")
+        self._sel.register(self.repl.proc.stderr, selectors.EVENT_READ, "repl-ctl")
+        self.state = "repl"
+
+    def _repl_output(self):
+        data = self.repl.proc.stdout.read()
+        if data:
+            self.repl.output(data)
+        elif data == b"":
+            self._repl_ended()
+
+    def _repl_control(self):
+        self._repl_output_drain()  # what the code printed comes before its end
+        data = self.repl.proc.stderr.read()
+        if data == b"":
+            self._repl_ended()
+            return
+        if data is None:
+            return
+        for line in data.splitlines():
+            self._repl_action(self.repl.control(line))
+            if self.repl is None:
+                return
+
+    def _repl_output_drain(self):
+        data = self.repl.proc.stdout.read()
+        if data:
+            self.repl.output(data)
+
+    def _repl_ended(self):
+        code = self.repl.proc.wait()
+        raw = self.repl.mode != "friendly"
+        self._stop_all()
+        if code == HARD_RESET:
+            self.reset()
+        elif code == SOFT_RESET:
+            self.uart.write(SOFT_REBOOT)
+            self._start_repl(raw) if raw else self._micropython()
+        else:
+            self._start_repl(raw)
+
+    # --- what comes in on the UART ----------------------------------------------------------
+
+    def on_uart(self, data):
+        if self.state != "download" and rom.is_sync(data):
+            self._stop_all()
+            self.state = "download"
+            self._rom = rom.RomLoader(self.flash_path, self.chip)
+        if self.state == "download":
+            self.uart.write(self._rom.feed(data))
+            if self._rom.erased:  # erase-flash: the filesystem lives in flash too
+                self._rom.erased = False
+                shutil.rmtree(self.board_dir, ignore_errors=True)
+            if self._rom.run_user_code:
+                self.reset()
+        elif self.state == "firmware":
+            if b"\x03" in data:
+                self._stop_firmware()
+                self.uart.write(_INTERRUPTED)
+                self._start_repl()
+                self._feed_repl(data[data.index(b"\x03") + 1:])
+        elif self.state == "repl":
+            self._feed_repl(data)
+
+    def _feed_repl(self, data):
+        if data:
+            self._repl_action(self.repl.feed(data))
+
+    def _repl_action(self, action):
+        if action == "soft_reset":
+            self._soft_reboot()
+        elif action == "soft_reset_raw":  # boot.py runs; main.py does not
+            self._stop_all()
+            self.uart.write(SOFT_REBOOT)
+            self._start_repl(raw=True)
+
+    def _tool_left(self):
+        # A tool closing the port after download mode stands for the reset esptool does
+        # with the RTS line, which socket:// cannot carry.
+        if self.state == "download":
+            self.reset()
+
+    # --- the person at the desk -------------------------------------------------------------
+
+    def _keyboard(self):
+        line = sys.stdin.readline()
+        if not line:  # stdin closed (a script): the board runs until it is stopped
+            self._sel.unregister(sys.stdin)
+            return None
+        word, _, arg = line.strip().partition(" ")
+        if word in ("q", "quit"):
+            return "quit"
+        if word in ("r", "reset"):
+            self.reset()
+        elif word in ("p", "press"):
+            self.press(SHORT_PRESS_S)
+        elif word in ("h", "hold"):
+            try:
+                self.press(float(arg))
+            except ValueError:
+                print(f"earshot sim: hold wants seconds, e.g. h 2 ({HELP})", flush=True)
+        elif word:
+            print(f"earshot sim: {word!r}? {HELP}", flush=True)
+        return None
+
+    def press(self, seconds):
+        self._button.write(b"1")
+        self._timers.append((time.monotonic() + seconds, lambda: self._button.write(b"0")))
+
+    def close(self):
+        self._stop_all()
+        self._button.close()
+        self.uart.close()
+
+
+def stop_on_sigterm():
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
