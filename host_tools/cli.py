@@ -16,6 +16,7 @@ COMMANDS = {
     "recordings": ("host_tools.recordings", "list, play, export, delete or purge stored sessions"),
     "monitor": ("host_tools.monitor", "show a board's serial console with a live status line"),
     "flash": ("host_tools.flash", "put MicroPython on a board (esptool): erase, write, verify"),
+    "deploy": ("host_tools.deploy", "put earshot and its settings on a board that runs MicroPython"),
     "audit": ("host_tools.audit", "check a trace against the privacy invariants P1-P4"),
     "plot": ("host_tools.plot", "draw a trace as a timeline PNG"),
     "wake": ("host_tools.wake.cli", "train, run and measure the wake-word detector"),

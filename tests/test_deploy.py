@@ -1,0 +1,87 @@
+# `earshot deploy` against the virtual board's serial port: what it lists, what it writes
+# (compiled for the board's .mpy version and architecture), what it leaves alone, what it
+# never prints, and the errors a maker meets.
+import json
+
+import pytest
+from serial_sim import SerialSim, tool
+
+from host_tools import pairing
+
+PASSWORD = "tr0ub4dor&3"
+
+
+@pytest.fixture
+def board(tmp_path):
+    sim = SerialSim(tmp_path)
+    yield sim
+    sim.stop()
+
+
+def deploy(sim, *args, password=None):
+    done = tool("earshot", "deploy", "--port", sim.url, *args,
+                env={"EARSHOT_WIFI_PASSWORD": password} if password is not None else None)
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_dry_run_lists_and_writes_nothing(board, tmp_path):
+    creds = pairing.Registry(tmp_path / "state").pair("hall")
+    code, out = deploy(board, "--dry-run", "--receiver", "192.168.1.20:10700", "--pairing", creds,
+                       "--wifi-ssid", "home", password=PASSWORD)
+    assert code == 0, out
+    assert "+ earshot/app.mpy" in out and "+ main.py" in out and "+ pair/device.key" in out
+    assert "setting wifi_password = (set, not shown)" in out and 'setting device = "hall"' in out
+    assert PASSWORD not in out and "dry run, nothing written" in out
+    assert sorted(p.name for p in board.board_dir.iterdir()) == ["boot.py"]
+
+
+def test_only_what_changed_is_written_and_the_boards_own_settings_stay(board, tmp_path):
+    code, out = deploy(board, "--no-reset", "--receiver", "10.0.0.5:10700", "--wifi-ssid", "home",
+                       password=PASSWORD)
+    assert code == 0, out
+    assert "files written and verified" in out and PASSWORD not in out
+    settings = json.loads((board.board_dir / "settings.json").read_text())
+    assert settings["wifi_password"] == PASSWORD and settings["receiver_port"] == 10700
+    assert (board.board_dir / "earshot" / "detector.mpy").read_bytes()[:1] == b"M"  # .mpy, not source
+    assert not (board.board_dir / "earshot" / "detector.py").exists()
+
+    settings["muted"] = True  # the firmware saved this itself
+    (board.board_dir / "settings.json").write_text(json.dumps(settings))
+    (board.board_dir / "earshot" / "app.py").write_text("stale = True\n")  # would shadow app.mpy
+    code, out = deploy(board, "--no-reset", "--sensitivity", "high")
+    assert code == 0, out
+    assert "~ settings.json" in out and "- earshot/app.py" in out and "+ earshot/" not in out
+    assert not (board.board_dir / "earshot" / "app.py").exists()
+    settings = json.loads((board.board_dir / "settings.json").read_text())
+    assert settings["muted"] is True and settings["sensitivity"] == "high" and settings["wifi_password"] == PASSWORD
+    assert not (board.board_dir / "settings.json.new").exists()
+
+    code, out = deploy(board, "--no-reset")
+    assert code == 0 and "nothing written" in out, out
+
+
+def test_source_copies_the_python_files(board):
+    code, out = deploy(board, "--no-reset", "--source")
+    assert code == 0, out
+    assert (board.board_dir / "earshot" / "app.py").is_file() and not (board.board_dir / "earshot" / "app.mpy").exists()
+
+
+@pytest.mark.parametrize("args, password, says", [
+    (["--receiver", "nowhere"], None, "--receiver wants HOST:PORT"),
+    (["--pairing", "/no/such/pairing"], None, "make the credentials with `earshot pair NAME`"),
+    (["--wifi-ssid", "home"], None, "needs the password in $EARSHOT_WIFI_PASSWORD"),
+    (["--wifi-ssid", "home"], "x" * 65, "longer than 64 characters"),
+])
+def test_bad_input_is_refused_before_the_board_is_touched(board, args, password, says):
+    code, out = deploy(board, *args, password=password)
+    assert code == 1 and says in out, out
+    assert sorted(p.name for p in board.board_dir.iterdir()) == ["boot.py"]
+
+
+def test_a_board_without_micropython(tmp_path):
+    sim = SerialSim(tmp_path, flashed=False)
+    try:
+        code, out = deploy(sim)
+        assert code == 1 and "no MicroPython REPL answers" in out and "earshot flash" in out, out
+    finally:
+        sim.stop()
