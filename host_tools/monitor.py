@@ -114,8 +114,7 @@ def _follow(port, baud, until, only, deadline, live, status, log):
         if conn is None:
             try:
                 conn = _open(port, baud)
-                if said_gone:
-                    _say(live, f"monitor: {port} is back")
+                _say(live, f"monitor: {port} is back" if said_gone else f"monitor: listening on {port} (Ctrl-C ends)")
                 said_gone = False
             except (serial.SerialException, OSError) as e:
                 if not said_gone:

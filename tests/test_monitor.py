@@ -6,8 +6,6 @@ import socket
 import threading
 import time
 
-import pytest
-
 from host_tools import monitor
 from host_tools.cli import main
 
@@ -56,7 +54,8 @@ def test_until_matches_logs_and_filters(tmp_path, capsys):
                      "--log", str(tmp_path / "board.log"), "--filter", " app "])
     out = capsys.readouterr().out
     assert code == 0
-    shown = out.strip().splitlines()
+    said, *shown = out.strip().splitlines()
+    assert said == f"monitor: listening on {url} (Ctrl-C ends)"
     assert all(re.match(r"\d\d:\d\d:\d\d\.\d{3} I app ", line) for line in shown), shown
     assert shown[-1].endswith("session_sent frames=250 dropped=3")
     logged = (tmp_path / "board.log").read_text().splitlines()

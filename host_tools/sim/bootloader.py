@@ -160,6 +160,8 @@ def _app_info(info, image):
     app = {"project": desc.get("project_name", ""), "version": desc.get("version", ""),
            "idf_version": desc.get("idf_ver", "")}
     banner = _BANNER.search(b"".join(s.data for s in image.segments))
-    if banner and not app["version"]:
-        app.update(project=app["project"] or "micropython", version=banner.group(1).decode())
+    if banner:  # MICROPY_BANNER_NAME_AND_VERSION: what the REPL's banner starts with
+        app["banner"] = banner.group(0).decode()
+        if not app["version"]:
+            app.update(project=app["project"] or "micropython", version=banner.group(1).decode())
     return app

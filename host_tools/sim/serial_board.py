@@ -59,7 +59,11 @@ class VirtualBoard:
             self._watch_uart()
             due = min((t for t, _ in self._timers), default=None)
             timeout = None if due is None else max(0.0, due - time.monotonic())
-            for key, _ in self._sel.select(timeout):
+            # A tool that just attached hears what a key typed in the same moment does.
+            ready = sorted(self._sel.select(timeout), key=lambda kv: kv[0].data != "uart")
+            for key, _ in ready:
+                if self._sel.get_map().get(key.fd) is not key:
+                    continue  # a process that an earlier event in this batch ended
                 if self._dispatch(key) == "quit":
                     return
             self._run_timers()
@@ -137,10 +141,9 @@ class VirtualBoard:
         self._rom = None
 
     def banner(self):
-        version = self._app.get("version", "v?")
+        name = self._app.get("banner") or f"MicroPython {self._app.get('version') or '(unknown version)'}"
         chip = self.chip.upper()
-        return (f"MicroPython {version} on {self._app.get('date', '')}; Generic {chip} module with {chip}\r\n"
-                "Type \"help()\" for more information.\r\n").encode()
+        return f"{name}; Generic {chip} module with {chip}\r\nType \"help()\" for more information.\r\n".encode()
 
     # --- the firmware (main.py) -----------------------------------------------------------
 
