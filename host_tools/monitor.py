@@ -26,6 +26,9 @@ def add_arguments(parser):
     parser.add_argument("--filter", metavar="REGEX", help="show only lines matching REGEX (the status still follows all)")
     parser.add_argument("--until", metavar="REGEX", help="exit 0 as soon as a line matches REGEX")
     parser.add_argument("--timeout", type=float, metavar="S", help="give up after S seconds (exit 1)")
+    parser.add_argument("--reset", action="store_true",
+                        help="reset the board when the port opens, to watch it boot (pulses EN through RTS, as "
+                             "esptool does; socket:// has no RTS: type r in `earshot sim --serial` instead)")
 
 
 class Status:
@@ -85,6 +88,17 @@ def _open(port, baud):
     return conn
 
 
+def _reset(conn, port, live):
+    # The dev boards' auto-reset circuit: RTS high pulls EN low (with DTR low, BOOT stays
+    # high, so the chip boots normally when EN is released).
+    if "://" in port and not port.startswith("rfc2217://"):
+        _say(live, f"monitor: {port} has no RTS line to reset the board with; reset it by hand")
+        return
+    conn.rts = True
+    time.sleep(0.1)
+    conn.rts = False
+
+
 def run(args):
     port = args.port or find_port()
     until = re.compile(args.until) if args.until else None
@@ -94,7 +108,7 @@ def run(args):
     status = Status()
     log = open(args.log, "a", encoding="utf-8") if args.log else None
     try:
-        return _follow(port, args.baud, until, only, deadline, live, status, log)
+        return _follow(port, args.baud, until, only, deadline, live, status, log, args.reset)
     except KeyboardInterrupt:
         _say(live, "monitor: stopped")
         return 0
@@ -103,7 +117,7 @@ def run(args):
             log.close()
 
 
-def _follow(port, baud, until, only, deadline, live, status, log):
+def _follow(port, baud, until, only, deadline, live, status, log, reset=False):
     import serial
 
     conn, buf, said_gone = None, b"", False
@@ -115,6 +129,8 @@ def _follow(port, baud, until, only, deadline, live, status, log):
             try:
                 conn = _open(port, baud)
                 _say(live, f"monitor: {port} is back" if said_gone else f"monitor: listening on {port} (Ctrl-C ends)")
+                if reset and not said_gone:
+                    _reset(conn, port, live)
                 said_gone = False
             except (serial.SerialException, OSError) as e:
                 if not said_gone:

@@ -14,6 +14,13 @@ from host_tools.paths import FIRMWARE
 MICROPYTHON = str(Path(sys.executable).parent / "micropython")
 
 
+def pytest_addoption(parser):
+    # Real-hardware tests opt in (tests/test_hardware.py), as esptool's own test suite does.
+    parser.addoption("--port", help="a real ESP32 dev board's serial port: run the hardware smoke test on it")
+    parser.addoption("--firmware", help="with --port: the MicroPython .bin to flash (default: fetch --micropython)")
+    parser.addoption("--micropython", default="v1.28.0", help="with --port: the MicroPython release to fetch")
+
+
 def run_micropython(code, cwd=None, timeout=60):
     """Runs `code` under MicroPython with firmware/ importable; returns its stdout.
 

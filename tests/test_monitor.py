@@ -98,3 +98,10 @@ def test_several_boards_ask_which(capsys, monkeypatch):
     monkeypatch.setattr(list_ports, "comports", lambda: [Port("/dev/ttyUSB0"), Port("/dev/ttyUSB1")])
     assert main(["monitor"]) == 1
     assert "several boards found (/dev/ttyUSB0, /dev/ttyUSB1)" in capsys.readouterr().err
+
+
+def test_reset_says_when_the_port_has_no_rts_line(capsys):
+    server, url = _board([BOOT])
+    with server:
+        code = main(["monitor", "--port", url, "--reset", "--until", "why=session_over", "--timeout", "10"])
+    assert code == 0 and "has no RTS line to reset the board with" in capsys.readouterr().out
