@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from host_tools.paths import FIRMWARE
+from host_tools.paths import FIRMWARE, micropython
 
 BUDGET_INSTR = 15e6
 BUDGET_HEAP = 64 * 1024
@@ -96,10 +96,6 @@ asyncio.run(listen())
 """
 
 
-def _micropython():
-    return str(Path(sys.executable).parent / "micropython")
-
-
 def _speech_slots(path, seconds=(2.0, 9.0)):
     # The bundled recording's speech as an INMP441 delivers it: s16 left-justified in s32.
     from host_tools.audio import load_wav
@@ -119,7 +115,7 @@ def callgrind_instructions(frames):
         out = Path(tmp) / "cg.out"
         env = dict(os.environ, MICROPYPATH=f"{FIRMWARE}:.frozen")
         proc = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-                               _micropython(), str(script), str(slots), str(FIRMWARE / "hey_jarvis.eww"),
+                               micropython(), str(script), str(slots), str(FIRMWARE / "hey_jarvis.eww"),
                                str(frames)],
                               env=env, capture_output=True, text=True)
         m = re.search(r"Collected : (\d+)", proc.stderr)
@@ -156,7 +152,7 @@ print(gc.mem_alloc() - before)
 
 def bench_detector_ram():
     env = dict(os.environ, MICROPYPATH=f"{FIRMWARE}:.frozen")
-    proc = subprocess.run([_micropython(), "-c", DETECTOR_RAM, str(FIRMWARE / "hey_jarvis.eww")],
+    proc = subprocess.run([micropython(), "-c", DETECTOR_RAM, str(FIRMWARE / "hey_jarvis.eww")],
                           env=env, capture_output=True, text=True, check=True)
     used = int(proc.stdout.split()[-1])
     verdict = "within" if used <= BUDGET_DETECTOR else "OVER"
@@ -296,7 +292,7 @@ def _tls_run(tmp, port, n, callgrind=False):
     script = Path(tmp) / "tls.py"
     script.write_text(TLS)
     out = Path(tmp) / f"tls-cg-{n}.out"
-    cmd = [_micropython(), str(script), str(port), str(n)]
+    cmd = [micropython(), str(script), str(port), str(n)]
     if callgrind:
         cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"] + cmd
     proc = subprocess.run(cmd, env=env, cwd=tmp, capture_output=True, text=True, timeout=600)

