@@ -18,6 +18,7 @@ FLASH_SIZE = 4 << 20
 
 class SerialSim:
     def __init__(self, tmp_path, serial="tcp:127.0.0.1:0", flashed=True):
+        self.trace = tmp_path / "trace.jsonl"
         self.board_dir = tmp_path / "board"
         self.flash = tmp_path / "board.flash"
         if flashed:  # as if `earshot flash` had run: tests of the REPL need not wait for esptool
@@ -27,7 +28,7 @@ class SerialSim:
             blank[BOOTLOADER_OFFSET:BOOTLOADER_OFFSET + len(data)] = data
             self.flash.write_bytes(bytes(blank))
         self.proc = subprocess.Popen([EARSHOT, "sim", "--serial", serial, "--board-dir", str(self.board_dir),
-                                      "--flash-image", str(self.flash), "--no-live"],
+                                      "--flash-image", str(self.flash), "--trace", str(self.trace), "--no-live"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, bufsize=1)
         first = self.proc.stdout.readline()

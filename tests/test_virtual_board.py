@@ -2,6 +2,7 @@
 # REPL (friendly, raw, raw paste, soft reset), Ctrl-C stopping main.py, machine.reset(),
 # the reset button and a blank flash, a busy port, and a pty.
 import hashlib
+import json
 import re
 import socket
 import subprocess
@@ -52,6 +53,20 @@ def _session(url):
     s = socket.create_connection((host, int(port)))
     s.settimeout(2)
     return s
+
+
+def test_ctrl_c_ends_earshot_the_way_the_board_does(board):
+    # On a board the ring keeps its last colour unless the firmware turns it off: Ctrl-C
+    # must run main.py's clean-up, and the traceback is MicroPython's own.
+    assert tool("earshot", "deploy", "--port", board.url, "--no-reset").returncode == 0
+    with _session(board.url) as s:
+        board.type("r")
+        _read_until(s, b"why=receiver_unreachable\r\n")  # no receiver set: offline, the ring amber
+        s.sendall(b"\r\x03")
+        shown = _read_until(s, b">>> ")
+    assert b'File "earshot/app.py"' in shown and b"KeyboardInterrupt: \r\n" in shown and b"shims" not in shown
+    leds = [json.loads(line)["rgb"] for line in board.trace.read_text().splitlines() if '"ev": "led"' in line]
+    assert any(any(map(any, rgb)) for rgb in leds) and not any(map(any, leds[-1]))  # lit, then dark
 
 
 def _read_n(s, n):

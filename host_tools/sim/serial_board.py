@@ -25,7 +25,8 @@ HELP = "type p Enter to press the button, h SECONDS to hold it, r to reset, q to
 # What MicroPython writes on a filesystem it has just created.
 FRESH_BOOT_PY = b"# This file is executed on every boot (including wake-boot from deepsleep)\n" \
                 b"#import esp\n#esp.osdebug(None)\n#import webrepl\n#webrepl.start()\n"
-_INTERRUPTED = b"Traceback (most recent call last):\r\n  File \"main.py\", in <module>\r\nKeyboardInterrupt: \r\n"
+_SHIMS = str(Path(__file__).resolve().parent / "shims")
+STOP_WAIT_S = 2.0  # main.py's time to stop after a Ctrl-C before the board gives up on it
 
 
 def run(args):
@@ -111,6 +112,7 @@ class VirtualBoard:
         self.state = "off"  # download | firmware | repl | halted
         self.firmware = None
         self._fw_buf = b""
+        self._typed_while_stopping = None  # bytes that came after a Ctrl-C, while main.py stops
         self.repl = None
         self._rom = None
         self._app = {}
@@ -240,6 +242,7 @@ class VirtualBoard:
         self.firmware.stdout.close()
         self.firmware = None
         self._fw_buf = b""
+        self._typed_while_stopping = None
 
     def _firmware_output(self):
         chunk = self.firmware.stdout.read()  # non-blocking: None is "nothing yet", b"" the end
@@ -251,11 +254,13 @@ class VirtualBoard:
                 self._firmware_line(line.decode("utf-8", "replace"))
             return
         code = self.firmware.wait()
+        typed = self._typed_while_stopping
         self._stop_firmware()
         if code == HARD_RESET:  # machine.reset()
             self.reset()
-        else:  # main.py ended or failed: the REPL takes over, as on a board
+        else:  # main.py ended, failed or was interrupted: the REPL takes over, as on a board
             self._start_repl()
+            self._feed_repl(typed or b"")
 
     def _firmware_line(self, line):
         ev = None
@@ -265,6 +270,8 @@ class VirtualBoard:
             except ValueError:
                 pass
         if ev is None:  # console text that bypassed print(), e.g. a traceback
+            if _SHIMS in line:
+                return  # a frame inside the virtual hardware: a board's traceback ends at its drivers
             ev = {"t": self.now(), "ev": "serial", "line": line}
         if ev["ev"] == "serial":
             self.uart.write(ev["line"].encode() + b"\r\n")
@@ -333,11 +340,15 @@ class VirtualBoard:
             if self._rom.run_user_code:
                 self.reset()
         elif self.state == "firmware":
-            if b"\x03" in data:
-                self._stop_firmware()
-                self.uart.write(_INTERRUPTED)
-                self._start_repl()
-                self._feed_repl(data[data.index(b"\x03") + 1:])
+            if self._typed_while_stopping is not None:
+                self._typed_while_stopping += data
+            elif b"\x03" in data:
+                # KeyboardInterrupt in main.py: its finally turns the ring off and the traceback
+                # comes out, as on a board; the REPL takes what is typed meanwhile.
+                self._typed_while_stopping = data[data.index(b"\x03") + 1:]
+                self.firmware.send_signal(signal.SIGINT)
+                proc = self.firmware
+                self._timers.append((time.monotonic() + STOP_WAIT_S, lambda: proc.poll() is None and proc.kill()))
         elif self.state == "repl":
             self._feed_repl(data)
 
