@@ -9,6 +9,7 @@ import subprocess
 import time
 
 import pytest
+from esp_image import make_micropython_image
 from serial_sim import EARSHOT, SerialSim, tool
 
 from host_tools.sim import bootloader
@@ -171,3 +172,13 @@ def test_serial_mode_refuses_what_only_the_scripted_board_takes(tmp_path):
     done = subprocess.run([EARSHOT, "sim", "--serial", "tcp:127.0.0.1:0", "--press", "3", "--board-dir",
                            tmp_path / "b"], capture_output=True, text=True, timeout=30)
     assert done.returncode == 1 and "--press does not go with --serial" in done.stderr
+
+
+def test_flashing_with_the_stub_erases_the_filesystem_too(board, tmp_path):
+    code, out = mpremote(board, "fs", "touch", ":keepsake.txt")
+    assert code == 0 and (board.board_dir / "keepsake.txt").exists(), out
+    image = make_micropython_image(tmp_path / "again.bin")
+    done = tool("earshot", "flash", "--port", board.url, "--firmware", image)  # esptool's stub: a full erase
+    assert done.returncode == 0 and "Flash memory erased successfully" in done.stdout, done.stdout + done.stderr
+    code, out = mpremote(board, "fs", "ls")
+    assert code == 0 and out.split("ls :")[1].split() == ["139", "boot.py"], out  # a new filesystem
