@@ -58,3 +58,5 @@ def test_bare_board_to_a_stored_session(tmp_path):
     assert session["trigger"] == "button" and session["device"] == "desk"
     with wave.open(str(tmp_path / "rec" / session["wav"])) as w:
         assert w.getframerate() == 16000 and w.getnframes() > 16000 * 0.5
+    audited = tool("earshot", "audit", sim.trace)  # the ring was blue while, and only while, audio left
+    assert audited.returncode == 0 and "1 lit period" in audited.stdout, audited.stdout + audited.stderr
