@@ -345,3 +345,38 @@ asyncio.run(main())
     assert stamps == sorted(set(stamps))  # in order, nothing twice
     assert len(stamps) + dropped == 60  # every frame either sent or counted as dropped
     assert stamps[-1] == 59 * 20
+
+
+def test_a_receiver_line_is_refused_as_soon_as_it_outgrows_the_limit(mpy):
+    # A paired receiver gone wrong sends a 100 KB line: the board stops reading it a little
+    # past 1 KiB instead of holding it all in its heap; short lines, split or joined, come
+    # through whole.
+    out = mpy("""
+import asyncio
+from earshot.link import LineReader
+
+class Stream:
+    def __init__(self, chunks):
+        self.chunks = list(chunks)
+        self.given = 0
+    async def read(self, n):
+        if not self.chunks:
+            return b""
+        chunk = self.chunks.pop(0)
+        self.given += len(chunk)
+        return chunk
+
+async def main():
+    ok = LineReader(Stream([b'{"type":"po', b'ng"}\\n{"type":"pong"}\\n{"ty', b'pe"']))
+    print(await ok.readline(), await ok.readline(), await ok.readline(), await ok.readline())
+    flood = Stream([b"x" * 256] * 400 + [b"\\n"])
+    try:
+        await LineReader(flood).readline()
+    except ValueError as e:
+        print("refused", flood.given, e)
+
+asyncio.run(main())
+""")
+    lines, refused = out.strip().splitlines()
+    assert lines == """b'{"type":"pong"}\\n' b'{"type":"pong"}\\n' b'{"type"' b''"""
+    assert refused.startswith("refused 1280 bad event from receiver: over 1024 bytes")

@@ -18,8 +18,9 @@ _PONG_TIMEOUT_MS = const(6000)
 _CONNECT_TIMEOUT_MS = const(5000)
 _BACKOFF_MIN_MS = const(1000)
 _BACKOFF_MAX_MS = const(60000)
-_HEALTHY_MS = const(60000)
-_MAX_LINE = const(1024)  # the receiver's events are far shorter  # backoff resets only once a link has stayed up this long
+_HEALTHY_MS = const(60000)  # backoff resets only once a link has stayed up this long
+_MAX_LINE = const(1024)  # the receiver's events are far shorter
+_READ_CHUNK = const(256)
 
 _log = Logger("link")
 
@@ -42,6 +43,32 @@ def parse(line):
     if not isinstance(head.get("type") if data is not None else None, str) or not isinstance(data, dict):
         raise ValueError("bad event from receiver: not an object with a type and data")
     return head["type"], data
+
+
+class LineReader:
+    # Lines from a stream, each at most max_len bytes: a line that grows past that is refused
+    # as it arrives (ValueError), before it can fill the heap. asyncio's readline() has no
+    # limit. Receiver events are rare (pongs, verdicts): the small allocations here are not
+    # per audio frame.
+    def __init__(self, stream, max_len=_MAX_LINE):
+        self._stream = stream
+        self._max = max_len
+        self._buf = b""
+
+    async def readline(self):
+        # -> one line with its newline; at the end, what is left (b"" after a clean close).
+        while True:
+            i = self._buf.find(b"\n")
+            if i >= 0:
+                line, self._buf = self._buf[:i + 1], self._buf[i + 1:]
+                return line
+            if len(self._buf) > self._max:
+                raise ValueError("bad event from receiver: over " + str(self._max) + " bytes")
+            chunk = await self._stream.read(_READ_CHUNK)
+            if not chunk:
+                line, self._buf = self._buf, b""
+                return line
+            self._buf += chunk
 
 
 class ChunkBuffer:
@@ -110,8 +137,9 @@ class Link:
             await asyncio.sleep_ms(wait)
 
     async def _serve(self):
-        reader, self._writer = await asyncio.wait_for_ms(
+        stream, self._writer = await asyncio.wait_for_ms(
             self._open(self._host, self._port), _CONNECT_TIMEOUT_MS)
+        reader = LineReader(stream)
         await self.send(self._hello)
         self._set_up(True)
         waiting_pong = False
