@@ -45,6 +45,9 @@ def add_arguments(p):
                    help="the built-in receiver checks each wake session's phrase with microWakeWord (default: on)")
     p.add_argument("--trace", metavar="FILE", help="write the trace (JSON lines) here")
     p.add_argument("--realtime", action="store_true", help="pace the audio to the wall clock")
+    p.add_argument("--epoch", type=float, metavar="UNIX_S",
+                   help="with --realtime: the wall-clock moment of audio time 0, so that boards started together "
+                        "share one clock (the scale bench)")
     p.add_argument("--live", action=argparse_bool(), default=None, help="live ring line (default: on a terminal)")
     p.add_argument("--serial", metavar="tcp:HOST:PORT|pty",
                    help="be a dev board on a serial port instead: esptool, mpremote and `earshot monitor` "
@@ -114,7 +117,7 @@ def run(args):
                  "board_dir": str(Path(args.board_dir).resolve()), "button_pin": pins["button"]["pin"],
                  "presses": presses, "outages": outages, "wifi_outages": wifi_outages, "realtime": args.realtime, "drain_s": 75.0,
                  "verdict_after_ms": DECIDE_AFTER_MS + VERDICT_MARGIN_MS,
-                 "heap_at": args.heap_at}
+                 "heap_at": args.heap_at, "epoch_ms": int(args.epoch * 1000) if args.epoch is not None else None}
         started = time.monotonic()
         try:
             end_t = _run_board(world, sorted(args.power_cycle), trace_path, console, receiver)

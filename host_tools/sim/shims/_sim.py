@@ -58,7 +58,11 @@ _button_file = open(config["button_file"], "rb") if config.get("button_file") el
 _realtime = config["realtime"]
 _heap_at = int(config.get("heap_at", -1) * RATE) if config.get("heap_at") else -1
 heap_baseline = 0  # set by boot.py: what the shims themselves use
-_wall0 = _time.ticks_ms()
+# --realtime: the ticks at audio time 0, from this boot's start or from an epoch that boards
+# started together share (Unix ms).
+_since_zero_ms = (_time.time_ns() // 1000000 - config["epoch_ms"] if config.get("epoch_ms") is not None
+                  else int(config["start_t"] * 1000))
+_wall0 = _time.ticks_add(_time.ticks_ms(), -_since_zero_ms)
 # Real time the receiver gets to answer before the audio clock moves past the moment the
 # answer is due (a pong: at once; a wake verdict: once the receiver has heard enough): on a
 # LAN answers take no audio time, and a busy host must not change what the board does.
@@ -182,7 +186,7 @@ def _report_heap():
 
 
 def _pace(target):
-    ahead = target * 1000 // RATE - int(config["start_t"] * 1000) - _time.ticks_diff(_time.ticks_ms(), _wall0)
+    ahead = target * 1000 // RATE - _time.ticks_diff(_time.ticks_ms(), _wall0)
     if ahead > 0:
         _time.sleep_ms(ahead)
 
