@@ -19,26 +19,24 @@ from pathlib import Path
 from host_tools.errors import CommandError
 from host_tools.sim import bootloader, rom
 from host_tools.sim.repl import HARD_RESET, SOFT_REBOOT, SOFT_RESET, Repl
+from host_tools.sim.runner import SHIMS
 
 SHORT_PRESS_S = 0.15
 HELP = "type p Enter to press the button, h SECONDS to hold it, r to reset, q to quit"
 # What MicroPython writes on a filesystem it has just created.
 FRESH_BOOT_PY = b"# This file is executed on every boot (including wake-boot from deepsleep)\n" \
                 b"#import esp\n#esp.osdebug(None)\n#import webrepl\n#webrepl.start()\n"
-_SHIMS = str(Path(__file__).resolve().parent / "shims")
 STOP_WAIT_S = 2.0  # main.py's time to stop after a Ctrl-C before the board gives up on it
 
 
 def run(args):
     # `earshot sim --serial`. Nothing is installed, started or paired for the board; the
     # tools do that as they would on a real board.
-    from host_tools.audio import load_wav
-    from host_tools.sim import board_dir
     from host_tools.paths import micropython
-    from host_tools.sim.runner import SHIMS, VERDICT_MARGIN_MS, spawn_firmware, write_mic_input
+    from host_tools.sim import board_dir
+    from host_tools.sim.runner import spawn_firmware
     from host_tools.sim.uart import open_uart
     from host_tools.sim.view import Console
-    from host_tools.verify import DECIDE_AFTER_MS
 
     for flag, used in (("--receiver", args.receiver), ("--pairing", args.pairing), ("--settings", args.settings),
                        ("--set", args.set), ("--wake-model", args.wake_model), ("--mic", args.mic),
@@ -51,22 +49,7 @@ def run(args):
     console = Console(live=args.live)
     uart = open_uart(args.serial)
     with tempfile.TemporaryDirectory(prefix="earshot-sim-") as tmp:
-        audio, samples = Path(tmp) / "mic.i32", 0
-        audio.touch()
-        if args.wav:
-            pcm, notes = load_wav(args.wav)
-            for note in notes:
-                print(f"earshot sim: {args.wav}: {note}")
-            write_mic_input(pcm, audio)
-            samples = len(pcm)
-        button = Path(tmp) / "button"
-        button.touch()
-        world = {"board": args.board, "wav": args.wav and str(Path(args.wav).resolve()), "audio": str(audio),
-                 "live_done": None, "input_samples": samples, "input_s": samples / 16000,
-                 "board_dir": str(Path(args.board_dir).resolve()), "presses": [], "outages": [],
-                 "wifi_outages": [], "realtime": True, "drain_s": 0.0, "until_stopped": True,
-                 "button_file": str(button), "verdict_after_ms": DECIDE_AFTER_MS + VERDICT_MARGIN_MS,
-                 "heap_at": None, "power_on": False, "power_cut_t": None}
+        world = _world(args, Path(tmp))
         trace = open(args.trace, "w") if args.trace else None
 
         def spawn(cfg):
@@ -96,6 +79,30 @@ def run(args):
                 trace.close()
         print(f"earshot sim: board stopped after {board.now():.1f} s", flush=True)
     return 0
+
+
+def _world(args, tmp):
+    # The firmware process's config: the mic hears --wav, then silence; the button is a
+    # file the keyboard writes; the board runs in real time until it is stopped.
+    from host_tools.audio import load_wav
+    from host_tools.sim.runner import VERDICT_MARGIN_MS, write_mic_input
+    from host_tools.verify import DECIDE_AFTER_MS
+
+    audio, samples = tmp / "mic.i32", 0
+    audio.touch()
+    if args.wav:
+        pcm, notes = load_wav(args.wav)
+        for note in notes:
+            print(f"earshot sim: {args.wav}: {note}")
+        write_mic_input(pcm, audio)
+        samples = len(pcm)
+    (tmp / "button").touch()
+    return {"board": args.board, "wav": args.wav and str(Path(args.wav).resolve()), "audio": str(audio),
+            "live_done": None, "input_samples": samples, "input_s": samples / 16000,
+            "board_dir": str(Path(args.board_dir).resolve()), "presses": [], "outages": [], "wifi_outages": [],
+            "realtime": True, "drain_s": 0.0, "until_stopped": True, "button_file": str(tmp / "button"),
+            "verdict_after_ms": DECIDE_AFTER_MS + VERDICT_MARGIN_MS, "heap_at": None, "power_on": False,
+            "power_cut_t": None}
 
 
 class VirtualBoard:
@@ -270,7 +277,7 @@ class VirtualBoard:
             except ValueError:
                 pass
         if ev is None:  # console text that bypassed print(), e.g. a traceback
-            if _SHIMS in line:
+            if str(SHIMS) in line:
                 return  # a frame inside the virtual hardware: a board's traceback ends at its drivers
             ev = {"t": self.now(), "ev": "serial", "line": line}
         if ev["ev"] == "serial":
