@@ -57,6 +57,8 @@ def build(hw, cfg):
         app.on_reject(session)
 
     tls = tls_context()
+    if not cfg["wifi_ssid"]:
+        _log.error("wifi", "error=no_ssid action=set_wifi_ssid_in_settings")
 
     async def open_connection(host, port):
         if not hw.wifi_connected(cfg["wifi_ssid"], cfg["wifi_password"]):

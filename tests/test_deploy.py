@@ -103,3 +103,11 @@ def test_a_deploy_cut_short_leaves_the_old_firmware_whole(board):
     assert proc.wait(30) == 1 and "the board stopped answering" in out, out
     assert {p.name: p.read_bytes() for p in (board.board_dir / "earshot").glob("*.py")} == sources
     assert not list((board.board_dir / "earshot").glob("*.mpy"))  # only .mpy.new files, which nothing imports
+
+
+def test_without_wifi_settings_the_board_says_so_and_stays_offline(board):
+    # As a real board: no SSID, no network, whatever the receiver setting.
+    code, out = deploy(board, "--receiver", "127.0.0.1:9")
+    assert code == 0, out
+    assert "| E main wifi error=no_ssid action=set_wifi_ssid_in_settings" in out
+    assert "new=offline why=receiver_unreachable" in out and "it reported errors above" in out

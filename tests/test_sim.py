@@ -182,7 +182,8 @@ def test_bad_settings_file_boots_on_defaults_with_a_clear_line(tmp_path, capsys)
     errors = [line for line in run.serial() if line.startswith("E ")]
     assert errors[0] == ("E settings unreadable file=settings.json error=syntax_error_in_JSON "
                          "using=defaults kept=settings.json.bad")
-    assert errors[1:] == ["E link no_receiver action=set_receiver_host_in_settings"]
+    assert errors[1:] == ["E main wifi error=no_ssid action=set_wifi_ssid_in_settings",
+                          "E link no_receiver action=set_receiver_host_in_settings"]
     assert (run.board / "settings.json.bad").read_text() == bad.read_text()
     assert any(line.startswith("I main ready") for line in run.serial())
 

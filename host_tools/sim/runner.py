@@ -18,6 +18,7 @@ SHIMS = Path(__file__).resolve().parent / "shims"
 DEMO_WAV = DATA / "demo.wav"
 POWER_OFF_S = 1.0  # how long the plug stays out in a power cycle
 SHORT_PRESS_S = 0.15
+SIM_WIFI = "earshot-sim"  # the network the scripted board joins (its shim joins any named one)
 VERDICT_MARGIN_MS = 60  # the receiver decides DECIDE_AFTER_MS past the wake point, once that audio arrived
 
 
@@ -102,7 +103,7 @@ def run(args):
             feed.start()
         receiver = _start_receiver(args, Path(tmp) / "receiver")
         host, port = ("127.0.0.1", receiver.port) if receiver else _host_port(args.receiver)
-        overrides = {"receiver_host": host, "receiver_port": port}
+        overrides = {"receiver_host": host, "receiver_port": port, "wifi_ssid": SIM_WIFI}
         if args.wake_model:
             overrides["wake_model"] = Path(args.wake_model).name
         board_notes, pins = board_dir.prepare(args.board_dir, args.board, args.settings,

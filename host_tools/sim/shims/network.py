@@ -1,5 +1,6 @@
-# network on the virtual board: a station on loopback (the LAN), connected except during a
-# scripted Wi-Fi outage (`earshot sim --wifi-outage`).
+# network on the virtual board: a station on loopback (the LAN). As on a board, it is
+# connected only once told to join a network (any SSID joins), and not during a scripted
+# Wi-Fi outage (`earshot sim --wifi-outage`).
 import _sim
 
 STA_IF = 0
@@ -9,6 +10,7 @@ AP_IF = 1
 class WLAN:
     def __init__(self, interface=STA_IF):
         self._active = False
+        self._joined = False
 
     def active(self, on=None):
         if on is None:
@@ -16,13 +18,13 @@ class WLAN:
         self._active = on
 
     def connect(self, ssid=None, key=None, **kw):
-        pass
+        self._joined = bool(ssid)
 
     def disconnect(self):
-        pass
+        self._joined = False
 
     def isconnected(self):
-        return self._active and _sim.wifi_up
+        return self._active and self._joined and _sim.wifi_up
 
     def status(self, param=None):
         return 1010 if self.isconnected() else 0
