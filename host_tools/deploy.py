@@ -6,6 +6,7 @@
 # the settings merge what was asked into what the board has; everything written is
 # hashed again; then a soft reboot starts the firmware and its first lines are shown.
 # Secrets (the Wi-Fi password, the pairing key) are never printed.
+import contextlib
 import getpass
 import json
 import os
@@ -28,7 +29,8 @@ BOOT_WAIT_S = 10.0
 REPL_WAIT_S = 5.0  # a board running earshot answers Ctrl-C at once; the REPL banner follows
 _BOOT_DONE = re.compile(r"^(I link up|E |W link down|I app state old=boot)")
 
-_PROBE = "import sys\nprint(repr((sys.implementation._mpy, sys.platform, sys.implementation._machine)))"
+_PROBE = ("import sys\nprint(repr((getattr(sys.implementation, '_mpy', 0), sys.platform, "
+          "getattr(sys.implementation, '_machine', sys.platform))))")
 _HASHES = """import hashlib, binascii
 def _h(p):
     try:
@@ -70,7 +72,7 @@ def add_arguments(p):
 
 
 def run(args):
-    from mpremote.transport import TransportError
+    from mpremote.transport import TransportError, TransportExecError
 
     from host_tools.monitor import find_port
 
@@ -80,6 +82,10 @@ def run(args):
     board = _connect(port)
     try:
         return _deploy(board, port, files, settings, args)
+    except TransportExecError as e:  # the board answered, with an error
+        last = (e.error_output.strip().splitlines() or ["(no message)"])[-1]
+        raise CommandError(f"the board refused a step of the deploy: {last}; the files not finished are not in "
+                           "place (the board keeps its old ones)")
     except (TransportError, OSError) as e:  # pyserial's SerialException is an OSError
         raise CommandError(f"the board stopped answering on {port} ({e}); check the cable and run deploy again "
                            "(what was not finished is not in place: the board keeps its old files)")
@@ -97,6 +103,7 @@ def _deploy(board, port, files, settings, args):
         print("earshot deploy: dry run, nothing written")
         return 0
     if plan["write"] or plan["delete"]:
+        _check_space(board, plan)
         _apply(board, plan)
         _verify(board, plan)
     else:
@@ -258,6 +265,16 @@ def _show(plan, port, board, machine):
 # --- writing, checking, rebooting ---------------------------------------------------------------
 
 
+def _check_space(board, plan):
+    # The new files sit beside the old ones until all are written: they must all fit.
+    block, free_blocks = board.eval("import os\ns = os.statvfs('/')\nprint((s[0], s[4]))")
+    need = sum(-(-len(data) // block) for data in plan["write"].values())
+    if need > free_blocks:
+        raise CommandError(f"the board's filesystem has {free_blocks * block // 1024} KiB free and this deploy needs "
+                           f"{need * block // 1024} KiB: remove files you put there (mpremote fs ls, fs rm), "
+                           "or start over with `earshot flash` (it erases everything)")
+
+
 def _apply(board, plan):
     # Every file goes to NAME.new first; only when all are there are they renamed into
     # place (renames are atomic on LittleFS), so a cable pulled mid-deploy leaves the old
@@ -267,11 +284,26 @@ def _apply(board, plan):
     board.exec("import os\nfor d in %r:\n try:\n  os.mkdir(d)\n except OSError:\n  pass" % folders)
     for path, data in sorted(plan["write"].items()):
         print(f"  writing {path} ...", end="", flush=True)
-        t.fs_writefile(path + ".new", data, chunk_size=CHUNK)
+        with _board_side(path + ".new"):
+            t.fs_writefile(path + ".new", data, chunk_size=CHUNK)
         print(" ok")
     board.exec("import os\nfor p in %r:\n os.rename(p + '.new', p)" % sorted(plan["write"]))
     for path in plan["delete"]:  # last: an old earshot/x.py would shadow the new x.mpy
-        t.fs_rmfile(path)
+        with _board_side(path):
+            t.fs_rmfile(path)
+
+
+@contextlib.contextmanager
+def _board_side(path):
+    # mpremote turns the board's filesystem errors into OSError(errno, path); a dropped
+    # port is an OSError too, but not about this path.
+    try:
+        yield
+    except OSError as e:
+        if e.errno is None or e.strerror != path:
+            raise
+        raise CommandError(f"the board cannot write {path}: {os.strerror(e.errno)}; the files not finished are "
+                           "not in place (the board keeps its old ones)")
 
 
 def _verify(board, plan):

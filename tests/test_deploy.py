@@ -5,7 +5,7 @@ import json
 import subprocess
 
 import pytest
-from serial_sim import EARSHOT, SerialSim, tool
+from serial_sim import EARSHOT, SerialSim, tool, wait_for
 
 from host_tools import pairing
 
@@ -111,3 +111,20 @@ def test_without_wifi_settings_the_board_says_so_and_stays_offline(board):
     assert code == 0, out
     assert "| E main wifi error=no_ssid action=set_wifi_ssid_in_settings" in out
     assert "new=offline why=receiver_unreachable" in out and "it reported errors above" in out
+
+
+def test_a_full_filesystem_is_found_before_anything_is_written(board):
+    # Someone kept recordings on the board: its 2 MiB filesystem has no room for the firmware.
+    wait_for(lambda: (board.board_dir / "boot.py").exists(), what="the board's first boot")
+    (board.board_dir / "big.wav").write_bytes(b"\0" * (2000 * 1024))
+    code, out = deploy(board, "--no-reset")
+    assert code == 1 and "KiB free and this deploy needs" in out and "fs rm" in out, out
+    assert sorted(p.name for p in board.board_dir.iterdir()) == ["big.wav", "boot.py"]
+
+
+def test_a_file_the_board_cannot_write_is_named(board):
+    wait_for(lambda: (board.board_dir / "boot.py").exists(), what="the board's first boot")
+    (board.board_dir / "main.py.new").mkdir()  # in the way of the new main.py
+    code, out = deploy(board, "--no-reset")
+    assert code == 1 and "the board cannot write main.py.new: Is a directory" in out, out
+    assert not (board.board_dir / "main.py").exists()

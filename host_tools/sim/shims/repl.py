@@ -20,9 +20,14 @@ _SOFT_RESET = 4
 _out = sys.stdout.buffer
 
 
+_BLOCK = 4096  # LittleFS on the ESP32's flash: 4 KiB blocks
+_FS_BLOCKS = 512  # MicroPython's 4 MiB layout leaves 2 MiB for the filesystem
+
+
 class _Os:
-    # The board's os: as a real ESP32's, ilistdir entries carry the file size (VfsPosix's
-    # have three fields), so `mpremote fs ls` shows sizes.
+    # The board's os, as a real ESP32's: ilistdir entries carry the file size (VfsPosix's
+    # have three fields), so `mpremote fs ls` shows sizes; statvfs reports a 2 MiB
+    # filesystem, each file taking whole blocks, not the host's disk.
     def __getattr__(self, name):
         return getattr(os, name)
 
@@ -30,6 +35,18 @@ class _Os:
         base = path.rstrip("/") + "/" if path else ""
         for entry in os.ilistdir(path or "."):
             yield entry + (os.stat(base + entry[0])[6],)
+
+    def statvfs(self, path="/"):
+        free = max(0, _FS_BLOCKS - _blocks_used("/"))
+        return (_BLOCK, _BLOCK, _FS_BLOCKS, free, free, 0, 0, 0, 0, 255)
+
+
+def _blocks_used(folder):
+    used = 1  # the directory itself
+    for name, kind, *_ in os.ilistdir(folder):
+        path = folder.rstrip("/") + "/" + name
+        used += _blocks_used(path) if kind == 0x4000 else (os.stat(path)[6] + _BLOCK - 1) // _BLOCK or 1
+    return used
 
 
 class _Machine:
