@@ -285,12 +285,23 @@ def _apply(board, plan):
     for path, data in sorted(plan["write"].items()):
         print(f"  writing {path} ...", end="", flush=True)
         with _board_side(path + ".new"):
-            t.fs_writefile(path + ".new", data, chunk_size=CHUNK)
+            t.fs_writefile(path + ".new", data, chunk_size=CHUNK, progress_callback=_progress(path))
         print(" ok")
     board.exec("import os\nfor p in %r:\n os.rename(p + '.new', p)" % sorted(plan["write"]))
     for path in plan["delete"]:  # last: an old earshot/x.py would shadow the new x.mpy
         with _board_side(path):
             t.fs_rmfile(path)
+
+
+def _progress(path):
+    # On a terminal, a percentage for files that take a while over a real UART.
+    if not sys.stdout.isatty():
+        return None
+
+    def show(done, total):
+        print(f"\r  writing {path} ... {100 * done // total}%", end="", flush=True)
+
+    return show
 
 
 @contextlib.contextmanager

@@ -2,6 +2,9 @@
 # (compiled for the board's .mpy version and architecture), what it leaves alone, what it
 # never prints, and the errors a maker meets.
 import json
+import os
+import pty
+import re
 import subprocess
 
 import pytest
@@ -128,3 +131,24 @@ def test_a_file_the_board_cannot_write_is_named(board):
     code, out = deploy(board, "--no-reset")
     assert code == 1 and "the board cannot write main.py.new: Is a directory" in out, out
     assert not (board.board_dir / "main.py").exists()
+
+
+def test_a_terminal_sees_each_files_progress(board):
+    # A slow UART takes seconds per file: on a terminal, deploy counts up.
+    main, follower = pty.openpty()
+    proc = subprocess.Popen([EARSHOT, "deploy", "--port", board.url, "--no-reset"], stdout=follower,
+                            stderr=follower, stdin=subprocess.DEVNULL)
+    os.close(follower)
+    shown = b""
+    while chunk := _read(main):
+        shown += chunk
+    os.close(main)
+    assert proc.wait(60) == 0, shown
+    assert re.search(rb"\r  writing hey_jarvis.eww \.\.\. [1-9]\d?%", shown) and b"hey_jarvis.eww ... 100% ok" in shown
+
+
+def _read(fd):
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # the other end closed: EIO on a pty
+        return b""
