@@ -74,7 +74,7 @@ def add_arguments(p):
 def run(args):
     from mpremote.transport import TransportError, TransportExecError
 
-    from host_tools.monitor import find_port
+    from host_tools.serial_port import find_port
 
     settings = _settings_from_args(args)
     files = _pairing_files(args.pairing)
@@ -377,10 +377,12 @@ def _connect(port):
     from mpremote.transport import TransportError
     from mpremote.transport_serial import SerialTransport
 
+    from host_tools.serial_port import why_not_open
+
     try:
         transport = SerialTransport(port, baudrate=115200)
-    except TransportError:
-        raise CommandError(f"cannot open {port}: is another program using it (earshot monitor, screen)?")
+    except (TransportError, ValueError):
+        raise CommandError(why_not_open(port))
     try:
         transport.enter_raw_repl(soft_reset=False, timeout_overall=REPL_WAIT_S)
     except TransportError:

@@ -10,6 +10,7 @@ import os
 import re
 from pathlib import Path
 
+from host_tools import serial_port
 from host_tools.errors import CommandError
 
 ROM_BAUD = 115200   # the ROM loader's speed, and the only one over socket:// (no real UART there)
@@ -41,15 +42,16 @@ def add_arguments(parser):
 def run(args):
     from esptool.util import FatalError
 
-    from host_tools.monitor import find_port
-
+    if args.erase and args.no_stub:
+        raise CommandError("--erase needs esptool's stub (the ROM loader cannot erase the whole chip): "
+                           "drop --no-stub, or --no-erase")
     image = _read_firmware(Path(args.firmware)) if args.firmware else None  # checked before the board
-    port = args.port or find_port()
+    port = args.port or serial_port.find_port()
     esp = None
     try:
         esp = _connect(port, args.chip)
         return _flash(esp, port, args, image)
-    except (FatalError, OSError) as e:
+    except (FatalError, OSError, ValueError) as e:  # ValueError: a URL pyserial does not know
         raise CommandError(_explain(e, port))
     finally:
         if esp is not None:
@@ -93,13 +95,9 @@ def _connect(port, chip):
     from esptool.cmds import connect_esp
 
     # A pty has no DTR/RTS to pull the board into download mode (socket:// esptool skips itself).
-    before = "no-reset" if _is_pty(port) else "default-reset"
+    before = "no-reset" if serial_port.is_pty(port) else "default-reset"
     return connect_esp(port=port, chip=chip, initial_baud=ROM_BAUD, before=before,
                        connect_attempts=CONNECT_ATTEMPTS)
-
-
-def _is_pty(port):
-    return os.path.realpath(port).startswith("/dev/pts/")
 
 
 def _erase(esp, erase):
@@ -123,7 +121,7 @@ def _reset(esp, port):
     from esptool.cmds import reset_chip
     from esptool.targets import CHIP_DEFS
 
-    if not port.startswith("socket://") and not _is_pty(port):
+    if serial_port.has_rts(port):
         reset_chip(esp, "hard-reset")
         return
     if esp.IS_STUB:
@@ -183,8 +181,16 @@ def _version(text):
 
 def fetch_firmware(version, chip_name):
     # -> (path in the cache, bytes) of MicroPython `version` for this chip ("ESP32").
-    build = BOARDS[chip_name][0]
     cache = _cache_dir()
+    try:
+        return _fetch(version, chip_name, cache)
+    except OSError as e:  # the cache itself, not the board: say so, not a port hint
+        raise CommandError(f"cannot use the firmware cache {cache} ({e.strerror or e}): make it writable, "
+                           "or download the .bin yourself and pass --firmware PATH")
+
+
+def _fetch(version, chip_name, cache):
+    build = BOARDS[chip_name][0]
     for path in sorted(cache.glob(f"{build}-*-{version}.bin"), reverse=True):
         recorded = path.with_name(path.name + ".sha256")
         if recorded.is_file():
@@ -242,13 +248,7 @@ def _download(url):
 
 # --- what went wrong ---------------------------------------------------------------------
 
-_HINTS = [  # (pattern in esptool's or pyserial's error, what to tell the user)
-    (r"Errno 13\b|Permission denied", "cannot open {port}: permission denied: add your user to the dialout group, "
-                                      "then log in again"),
-    (r"Errno 111\b|Connection refused", "nothing listens on {port}: is the board (or `earshot sim --serial`) running?"),
-    (r"exclusively lock|Errno 16\b|Errno 11\b|[Rr]esource busy",
-     "{port} is busy: another program has the port open: close earshot monitor / screen"),
-    (r"Errno 2\b|No such file", "no such port {port}: check the name, or leave out --port to find the board on USB"),
+_HINTS = [  # (pattern in esptool's error, what to tell the user), after the port's own hints
     (r"This chip is ([\w-]+), not ([\w-]+)", "the board is an {0}, not an {1}: pass --chip auto"),
     (r"Failed to connect|No serial data|Wrong boot mode|Invalid head of packet",
      "no answer from a board in download mode on {port}: " + BOOT_STEPS),
@@ -257,6 +257,9 @@ _HINTS = [  # (pattern in esptool's or pyserial's error, what to tell the user)
 
 def _explain(error, port):
     text = str(error)
+    hint = serial_port.explain(error, port)
+    if hint:
+        return hint
     for pattern, hint in _HINTS:
         m = re.search(pattern, text)
         if m:

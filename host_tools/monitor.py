@@ -8,10 +8,9 @@ import sys
 import time
 
 from host_tools.errors import CommandError
+from host_tools.serial_port import explain, find_port, has_rts
 
 BAUD = 115200
-# USB-serial bridges found on ESP32 dev boards: CP210x, CH340, CH9102, FTDI, Espressif's own
-ESP_USB_IDS = {(0x10C4, 0xEA60), (0x1A86, 0x7523), (0x1A86, 0x55D4), (0x0403, 0x6001), (0x303A, 0x1001)}
 RING_OF_STATE = {"boot": "white", "idle": "dark", "streaming": "BLUE", "muted": "red", "offline": "amber"}
 COLOURS = {"E": "\033[31m", "W": "\033[33m", "I": "", "D": "\033[2m"}
 _LINE = re.compile(r"([DIWE]) (\w+) (\w+)(.*)")
@@ -63,19 +62,6 @@ class Status:
                 f"last wake score {score} | dropped frames {self.dropped}]")
 
 
-def find_port():
-    from serial.tools import list_ports
-
-    ports = list(list_ports.comports())
-    boards = [p for p in ports if (p.vid, p.pid) in ESP_USB_IDS]
-    if len(boards) == 1:
-        return boards[0].device
-    if not boards:
-        seen = ", ".join(p.device for p in ports) or "none"
-        raise CommandError(f"no ESP32 board found on USB (serial ports: {seen}); plug it in, or give --port")
-    raise CommandError("several boards found (" + ", ".join(p.device for p in boards) + "); choose one with --port")
-
-
 def _open(port, baud):
     # DTR and RTS low before opening: on ESP32 dev boards they drive EN and BOOT through
     # the auto-reset circuit, and pyserial's default would hold the chip in reset.
@@ -91,12 +77,15 @@ def _open(port, baud):
 def _reset(conn, port, live):
     # The dev boards' auto-reset circuit: RTS high pulls EN low (with DTR low, BOOT stays
     # high, so the chip boots normally when EN is released).
-    if "://" in port and not port.startswith("rfc2217://"):
+    if not has_rts(port):
         _say(live, f"monitor: {port} has no RTS line to reset the board with; reset it by hand")
         return
-    conn.rts = True
-    time.sleep(0.1)
-    conn.rts = False
+    try:
+        conn.rts = True
+        time.sleep(0.1)
+        conn.rts = False
+    except OSError as e:
+        _say(live, f"monitor: could not reset the board through {port} ({e}); reset it by hand")
 
 
 def run(args):
@@ -132,10 +121,11 @@ def _follow(port, baud, until, only, deadline, live, status, log, reset=False):
                 if reset and not said_gone:
                     _reset(conn, port, live)
                 said_gone = False
+            except ValueError as e:  # not a port at all: waiting will not help
+                raise CommandError(explain(e, port) or f"{port}: {e}")
             except (serial.SerialException, OSError) as e:
                 if not said_gone:
-                    hint = " (is another program using it?)" if "busy" in str(e).lower() else ""
-                    _say(live, f"monitor: cannot open {port}: {e}{hint}; waiting for it")
+                    _say(live, f"monitor: {explain(e, port) or f'cannot open {port}: {e}'}; waiting for it")
                     said_gone = True
                 time.sleep(0.5)
                 continue

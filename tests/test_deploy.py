@@ -152,3 +152,10 @@ def _read(fd):
         return os.read(fd, 65536)
     except OSError:  # the other end closed: EIO on a pty
         return b""
+
+
+@pytest.mark.parametrize("port, says", [("/dev/ttyUSB97", "no such port /dev/ttyUSB97"),
+                                        ("bogus://x", "neither a serial port nor a URL pyserial knows")])
+def test_a_port_that_cannot_be_opened_says_why(port, says):
+    done = tool("earshot", "deploy", "--port", port)
+    assert done.returncode == 1 and says in done.stderr and "Traceback" not in done.stderr, done.stderr

@@ -229,6 +229,17 @@ def test_a_port_that_does_not_exist(images, earshot):
                    "USB\n")
 
 
+def test_a_url_pyserial_does_not_know(images, earshot):
+    status, out, err = earshot("flash", "--port", "bogus://x", "--firmware", images["esp32"])
+    assert status == 1 and "neither a serial port nor a URL pyserial knows" in err
+
+
+def test_erase_without_the_stub_is_refused_before_connecting(images, earshot):
+    status, out, err = earshot("flash", "--port", "/dev/ttyUSB97", "--firmware", images["esp32"], "--erase",
+                               "--no-stub")
+    assert status == 1 and "--erase needs esptool's stub" in err
+
+
 def test_a_port_where_nothing_answers(images, earshot, monkeypatch):
     monkeypatch.setattr(flash_cmd, "CONNECT_ATTEMPTS", 1)
     silent = socket.create_server(("127.0.0.1", 0))  # accepts, never answers: a board not in download mode

@@ -1,6 +1,7 @@
 # `earshot monitor` against a serial port that is a TCP socket (pyserial's socket://), as the
 # virtual board's serial side will be: timestamps, the status line, --log, --filter,
 # --until/--timeout, and riding out a reset that drops the connection.
+import os
 import re
 import socket
 import threading
@@ -105,3 +106,15 @@ def test_reset_says_when_the_port_has_no_rts_line(capsys):
     with server:
         code = main(["monitor", "--port", url, "--reset", "--until", "why=session_over", "--timeout", "10"])
     assert code == 0 and "has no RTS line to reset the board with" in capsys.readouterr().out
+
+
+def test_reset_on_a_pty_says_it_cannot(capsys):
+    # A pty (the virtual board's other port) has no RTS line either; nothing pretends otherwise.
+    main_fd, follower = os.openpty()
+    try:
+        code = main(["monitor", "--port", os.ttyname(follower), "--reset", "--timeout", "0.5"])
+    finally:
+        os.close(main_fd)
+        os.close(follower)
+    out = capsys.readouterr().out
+    assert code == 0 and "has no RTS line to reset the board with" in out and "cannot open" not in out

@@ -55,6 +55,8 @@ _end_at = 1 << 60 if config.get("until_stopped") else input_samples
 _give_up = _end_at + int(config["drain_s"] * RATE)
 # The button pressed by hand (`earshot sim --serial`): the host appends "1" (down) or "0" (up).
 _button_file = open(config["button_file"], "rb") if config.get("button_file") else None
+if _button_file is not None:
+    _button_file.seek(0, 2)  # presses from before this boot are history
 _realtime = config["realtime"]
 _heap_at = int(config.get("heap_at", -1) * RATE) if config.get("heap_at") else -1
 heap_baseline = 0  # set by boot.py: what the shims themselves use
