@@ -141,10 +141,12 @@ class VirtualBoard:
             timeout = None if due is None else max(0.0, due - time.monotonic())
             # A tool that just attached hears what a key typed in the same moment does.
             ready = sorted(self._sel.select(timeout), key=lambda kv: kv[0].data != "uart")
-            for key, _ in ready:
+            for key, mask in ready:
                 if self._sel.get_map().get(key.fd) is not key:
                     continue  # a process that an earlier event in this batch ended
-                if self._dispatch(key) == "quit":
+                if mask & selectors.EVENT_WRITE:
+                    self.uart.flush()
+                if mask & selectors.EVENT_READ and self._dispatch(key) == "quit":
                     return
             self._run_timers()
 
@@ -167,13 +169,18 @@ class VirtualBoard:
         return None
 
     def _watch_uart(self):
-        # The TCP port gains and loses a client fd as tools come and go.
+        # The TCP port gains and loses a client fd as tools come and go; a pty is watched
+        # for room to write while output waits.
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if self.uart.pending() else 0)
         want = set(self.uart.fds())
-        have = {k.fileobj for k in self._sel.get_map().values() if k.data == "uart"}
-        for fd in have - want:
+        have = {k.fileobj: k.events for k in self._sel.get_map().values() if k.data == "uart"}
+        for fd in set(have) - want:
             self._sel.unregister(fd)
-        for fd in want - have:
-            self._sel.register(fd, selectors.EVENT_READ, "uart")
+        for fd in want:
+            if fd not in have:
+                self._sel.register(fd, events, "uart")
+            elif have[fd] != events:
+                self._sel.modify(fd, events, "uart")
 
     def _run_timers(self):
         now = time.monotonic()

@@ -1,7 +1,6 @@
 # The virtual board's UART, as the host's tools reach it: a TCP port (pyserial's and
 # esptool's socket://HOST:PORT) or a pseudo-terminal (a path like /dev/pts/5). What the
 # board prints while no tool is attached is lost, as on a real UART.
-import errno
 import os
 import socket
 import tty
@@ -72,19 +71,30 @@ class TcpUart:
             except OSError:
                 pass  # the tool went away; read() will say so
 
+    def pending(self):
+        return False  # sendall: the kernel holds what the tool has not read yet
+
+    def flush(self):
+        pass
+
     def close(self):
         for s in self.fds():
             s.close()
 
 
 class PtyUart:
-    """The slave end stays open here, so a tool may close and reopen the path."""
+    """The slave end stays open here, so a tool may close and reopen the path. Output waits
+    here while the tool is slow to read (a real UART never drops what the host reads);
+    only past MAX_PENDING, with nobody reading, is the oldest lost."""
+
+    MAX_PENDING = 1 << 20
 
     def __init__(self):
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)
         os.set_blocking(self._master, False)
         self.url = os.ttyname(self._slave)
+        self._out = bytearray()
 
     def fds(self):
         return [self._master]
@@ -96,11 +106,20 @@ class PtyUart:
             return b"", False
 
     def write(self, data):
-        try:
-            os.write(self._master, data)
-        except OSError as e:
-            if e.errno != errno.EAGAIN:
-                raise  # nobody reading: the terminal's buffer is full and the rest is lost
+        self._out += data
+        del self._out[:max(0, len(self._out) - self.MAX_PENDING)]
+        self.flush()
+
+    def pending(self):
+        return bool(self._out)
+
+    def flush(self):
+        while self._out:
+            try:
+                n = os.write(self._master, self._out)
+            except BlockingIOError:
+                return
+            del self._out[:n]
 
     def close(self):
         os.close(self._master)
