@@ -27,7 +27,7 @@ SECRET_SETTINGS = ("wifi_password",)
 CHUNK = 1024  # bytes per raw-REPL write: raw paste keeps the board's input buffer from overflowing
 BOOT_WAIT_S = 10.0
 REPL_WAIT_S = 5.0  # a board running earshot answers Ctrl-C at once; the REPL banner follows
-_BOOT_DONE = re.compile(r"^(I link up|E |W link down|I app state old=boot)")
+_BOOT_DONE = re.compile(r"^(I app state old=boot|MicroPython v)")  # the app's first decision; main.py ended
 
 _PROBE = ("import sys\nprint(repr((getattr(sys.implementation, '_mpy', 0), sys.platform, "
           "getattr(sys.implementation, '_machine', sys.platform))))")
@@ -49,10 +49,11 @@ def _h(p):
     return binascii.hexlify(h.digest()).decode()
 def _ls(d):
     try:
-        return [d + '/' + n for n in __import__('os').listdir(d)]
+        return [(d + '/' if d else '') + n for n in __import__('os').listdir(d or '/')]
     except OSError:
         return []
-print(repr([(p, _h(p)) for p in %r + _ls('earshot')]))
+print(repr(([(p, _h(p)) for p in %r + _ls('earshot')],
+            [p for d in ('', 'pair', 'earshot') for p in _ls(d) if p.endswith('.new')])))
 """
 
 
@@ -109,6 +110,7 @@ def _deploy(board, port, files, settings, args):
     else:
         print("earshot deploy: the board already has all of it; nothing written")
     if args.no_reset:
+        board.transport.exit_raw_repl()
         print("earshot deploy: done; the board waits at the REPL (--no-reset)")
         return 0
     _reboot(board)
@@ -222,12 +224,16 @@ def _plan(board, files, settings):
     # -> {"write": {path: bytes}, "delete": [paths], "same": n, "settings": {changed keys}}
     import hashlib
 
-    have = dict(board.eval(_HASHES % sorted(set(files) | {"settings.json"})))
+    hashes, leftovers = board.eval(_HASHES % sorted(set(files) | {"settings.json"}))
+    have = dict(hashes)
     write = {p: data for p, data in files.items() if have.get(p) != hashlib.sha256(data).hexdigest()}
-    stale = sorted(p for p, h in have.items() if p.startswith("earshot/") and p not in files and h is not None)
     current, changed = _merged_settings(board, have.get("settings.json") is not None, settings)
     if changed:
         write["settings.json"] = json.dumps(current).encode()
+    # Old modules, and what a deploy cut short left that this one does not write over
+    # (a settings.json.new holds the Wi-Fi password).
+    stale = sorted({p for p, h in have.items() if p.startswith("earshot/") and p not in files and h is not None}
+                   | {p for p in leftovers if p[:-len(".new")] not in write})
     return {"write": write, "delete": stale, "same": len(files) - len(set(write) & set(files)),
             "settings": changed, "new": {p for p in write if have.get(p) is None}}
 
@@ -255,7 +261,8 @@ def _show(plan, port, board, machine):
         mark = "+" if path in plan["new"] else "~"
         print(f"  {mark} {path} ({len(plan['write'][path])} bytes)")
     for path in plan["delete"]:
-        print(f"  - {path} (no longer part of the firmware)")
+        why = "left by a deploy cut short" if path.endswith(".new") else "no longer part of the firmware"
+        print(f"  - {path} ({why})")
     for key, value in sorted(plan["settings"].items()):
         shown = "(set, not shown)" if key in SECRET_SETTINGS else json.dumps(value)
         print(f"    setting {key} = {shown}")
@@ -320,7 +327,7 @@ def _board_side(path):
 def _verify(board, plan):
     import hashlib
 
-    have = dict(board.eval(_HASHES % sorted(plan["write"])))
+    have = dict(board.eval(_HASHES % sorted(plan["write"]))[0])
     bad = [p for p, data in plan["write"].items() if have.get(p) != hashlib.sha256(data).hexdigest()]
     if bad:
         raise CommandError("the board holds different bytes than were written for " + ", ".join(sorted(bad))
@@ -329,24 +336,27 @@ def _verify(board, plan):
 
 
 def _reboot(board):
-    # A soft reboot from the friendly REPL runs main.py; show what it says at first.
+    # A soft reboot from the friendly REPL runs main.py: show what it prints until the app
+    # has made its first decision (on a real board Wi-Fi takes seconds, so that is often
+    # "offline" for now), or MicroPython's banner says main.py ended.
     board.transport.exit_raw_repl()
     board.transport.serial.timeout = 0.1
     board.transport.serial.write(b"\x04")
-    deadline, buf, lines = time.monotonic() + BOOT_WAIT_S, b"", []
+    deadline, buf, lines, rebooted = time.monotonic() + BOOT_WAIT_S, b"", [], False
     while time.monotonic() < deadline:
         buf += board.transport.serial.read(256)
         *done, buf = buf.split(b"\n")
-        for raw in done:
-            line = raw.decode("utf-8", "replace").strip()
-            if line:
-                lines.append(line)
-                print(f"  | {line}")
+        for line in (raw.decode("utf-8", "replace").strip() for raw in done):
+            rebooted = rebooted or "soft reboot" in line
+            if not rebooted or not line:
+                continue  # the REPL's own banner, before the reboot
+            lines.append(line)
+            print(f"  | {line}")
             if _BOOT_DONE.match(line):
                 deadline = min(deadline, time.monotonic() + 0.3)  # a little more, then stop
-    if not any(ln.startswith("I main boot") for ln in lines):
-        raise CommandError(f"the board did not start earshot within {BOOT_WAIT_S:.0f} s; "
-                           "watch it with `earshot monitor`")
+    if not any(ln.startswith("I main boot") for ln in lines) or any(ln.startswith("MicroPython v") for ln in lines):
+        raise CommandError(f"the board did not start earshot (or it stopped) within {BOOT_WAIT_S:.0f} s; "
+                           "see its lines above, or watch it with `earshot monitor`")
     print("earshot deploy: the board rebooted into earshot" + (
         "; it reported errors above" if any(ln.startswith("E ") for ln in lines) else ""))
 

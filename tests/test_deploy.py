@@ -108,6 +108,17 @@ def test_a_deploy_cut_short_leaves_the_old_firmware_whole(board):
     assert not list((board.board_dir / "earshot").glob("*.mpy"))  # only .mpy.new files, which nothing imports
 
 
+def test_the_next_deploy_clears_what_one_cut_short_left(board):
+    wait_for(lambda: (board.board_dir / "boot.py").exists(), what="the board's first boot")
+    (board.board_dir / "settings.json.new").write_text('{"wifi_password": "old secret"}')
+    (board.board_dir / "pair").mkdir()
+    (board.board_dir / "pair" / "device.key.new").write_bytes(b"half a key")
+    code, out = deploy(board, "--no-reset", "--wifi-ssid", "home", password=PASSWORD)
+    assert code == 0 and "- pair/device.key.new (left by a deploy cut short)" in out, out
+    left = [p.name for p in board.board_dir.rglob("*.new")]
+    assert left == [] and "home" in (board.board_dir / "settings.json").read_text()
+
+
 def test_without_wifi_settings_the_board_says_so_and_stays_offline(board):
     # As a real board: no SSID, no network, whatever the receiver setting.
     code, out = deploy(board, "--receiver", "127.0.0.1:9")
