@@ -247,8 +247,6 @@ def _start_receiver(args, state):
                           state=state, verify=args.verify).start()
 
 
-
-
 def _presses(short, held):
     presses = [[t, t + SHORT_PRESS_S] for t in short] + [_pair(h, "--hold", span=True) for h in held]
     presses.sort()

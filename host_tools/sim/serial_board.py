@@ -19,9 +19,8 @@ from pathlib import Path
 from host_tools.errors import CommandError
 from host_tools.sim import bootloader, rom
 from host_tools.sim.repl import HARD_RESET, SOFT_REBOOT, SOFT_RESET, Repl
-from host_tools.sim.runner import SHIMS
+from host_tools.sim.runner import SHIMS, SHORT_PRESS_S
 
-SHORT_PRESS_S = 0.15
 HELP = "type p Enter to press the button, h SECONDS to hold it, r to reset, q to quit"
 # What MicroPython writes on a filesystem it has just created.
 FRESH_BOOT_PY = b"# This file is executed on every boot (including wake-boot from deepsleep)\n" \
@@ -45,7 +44,7 @@ def run(args):
             raise CommandError(f"{flag} does not go with --serial: deploy settings with `earshot deploy`, "
                                "and press the button by typing p")
     chip = board_dir.pinmap(args.board).get("chip", "esp32")
-    flash = Path(args.flash_image or str(Path(args.board_dir)).rstrip("/") + ".flash")
+    flash = Path(args.flash_image or str(Path(args.board_dir)) + ".flash")
     console = Console(live=args.live)
     uart = open_uart(args.serial)
     with tempfile.TemporaryDirectory(prefix="earshot-sim-") as tmp:
@@ -126,6 +125,7 @@ class VirtualBoard:
         self._button = open(world["button_file"], "ab", buffering=0)
         self._timers = []  # (monotonic time, callable)
         self._sel = selectors.DefaultSelector()
+        self._typed = b""  # a line typed on stdin, so far
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -333,10 +333,12 @@ class VirtualBoard:
         self._stop_all()
         if code == HARD_RESET:
             self.reset()
-        elif code == SOFT_RESET:
+        elif code == SOFT_RESET and not raw:  # machine.soft_reset() at the friendly prompt: main.py runs
             self.uart.write(SOFT_REBOOT)
-            self._start_repl(raw) if raw else self._micropython()
-        else:
+            self._micropython()
+        else:  # in the raw REPL a soft reset stays there; a crash of the REPL itself starts a new one
+            if code == SOFT_RESET:
+                self.uart.write(SOFT_REBOOT)
             self._start_repl(raw)
 
     # --- what comes in on the UART ----------------------------------------------------------
@@ -387,11 +389,19 @@ class VirtualBoard:
     # --- the person at the desk -------------------------------------------------------------
 
     def _keyboard(self):
-        line = sys.stdin.readline()
-        if not line:  # stdin closed (a script): the board runs until it is stopped
+        # Whole lines from stdin, read as they come: several typed at once all count.
+        data = os.read(sys.stdin.fileno(), 4096)
+        if not data:  # stdin closed (a script): the board runs until it is stopped
             self._sel.unregister(sys.stdin)
             return None
-        word, _, arg = line.strip().partition(" ")
+        *lines, self._typed = (self._typed + data).split(b"\n")
+        for line in lines:
+            if self._command(line.decode("utf-8", "replace").strip()) == "quit":
+                return "quit"
+        return None
+
+    def _command(self, line):
+        word, _, arg = line.partition(" ")
         if word in ("q", "quit"):
             return "quit"
         if word in ("r", "reset"):

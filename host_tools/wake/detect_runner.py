@@ -91,8 +91,6 @@ main(sys.argv[-2], sys.argv[-1])
 """
 
 
-
-
 def _inputs(items):
     # -> list of (name, int16 array): a WAV's path (read and converted like the simulator
     # does), a pair's name, or a bare array's index
