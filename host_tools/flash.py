@@ -63,16 +63,17 @@ def _flash(esp, port, args, image):
 
     if esp.CHIP_NAME not in BOARDS:
         raise CommandError(f"the board is an {esp.CHIP_NAME}: earshot flashes ESP32 and ESP32-S3 boards")
-    path, data = image or fetch_firmware(_version(args.version), esp.CHIP_NAME)
-    app = check_image(data, path, esp.CHIP_NAME)  # before anything is written
+    version = args.version and _version(args.version)
+    path, data = image or fetch_firmware(version, esp.CHIP_NAME)
     esp = _loader(esp, port, args)
+    app = check_image(data, path, esp.CHIP_NAME, _flash_bytes(esp))  # before anything is written
     offset = esp.BOOTLOADER_FLASH_OFFSET
     _erase(esp, args.erase)
     cmds.write_flash(esp, [(offset, str(path))])
     cmds.verify_flash(esp, [(offset, str(path))])
     mac = ":".join(f"{b:02x}" for b in esp.read_mac())
     _reset(esp, port)
-    version = app.get("version") or (args.version and _version(args.version)) or "(version not in the image)"
+    version = app.get("version") or version or "(version not in the image)"
     print(f"earshot flash: MicroPython {version} written to {esp.CHIP_NAME} (MAC {mac}) at {offset:#x}, "
           f"{len(data)} bytes, verified")
     return 0
@@ -145,7 +146,15 @@ def _read_firmware(path):
     return path, data
 
 
-def check_image(data, name, board_chip):
+def _flash_bytes(esp):
+    # The board's flash size, from its JEDEC ID ("4MB" -> bytes); esptool's default if unknown.
+    from esptool.cmds import detect_flash_size
+
+    size = detect_flash_size(esp) or "4MB"
+    return int(size.rstrip("MB")) << 20
+
+
+def check_image(data, name, board_chip, flash_bytes=None):
     # The image must be for this chip and boot: the virtual board's ROM judges it as it would
     # at reset (esptool's image checks, the partition table, the app). -> the app's description.
     from host_tools.sim import bootloader, rom
@@ -155,9 +164,13 @@ def check_image(data, name, board_chip):
     if made_for != board_chip:
         raise CommandError(f"this image is for {made_for}, the board is an {board_chip}: pass the {build} build")
     offset = rom.chip_info(chip).boot_offset
-    if offset + len(data) > rom.FLASH_SIZE:
-        raise CommandError(f"{name} is {len(data)} bytes: too big for the board's {rom.FLASH_SIZE >> 20} MiB flash")
-    boot = bootloader.boot_flash((b"\xff" * offset + data).ljust(rom.FLASH_SIZE, b"\xff"), chip)
+    size = flash_bytes or rom.FLASH_SIZE
+    if offset + len(data) > size:
+        raise CommandError(f"{name} is {len(data)} bytes: too big for the board's {size >> 20} MiB flash")
+    boot = bootloader.boot_flash((b"\xff" * offset + data).ljust(size, b"\xff"), chip)
+    if "Detected size" in boot.console:
+        raise CommandError(f"{name} is built for more flash than the board's {size >> 20} MiB: pass the {build} "
+                           "build for your board's flash (e.g. the FLASH_4M variant)")
     if not boot.ok:
         reason = boot.console.strip().splitlines()[-1]
         raise CommandError(f"{name} would not boot on the {board_chip} ({reason}): pass the full {build} build "
@@ -207,7 +220,7 @@ def _fetch(version, chip_name, cache):
     url = f"{base}/resources/firmware/{name}"
     print(f"earshot flash: downloading {url}")
     data = _download(url)
-    check_image(data, name, chip_name)  # a damaged download is not cached
+    check_image(data, name, chip_name, 16 << 20)  # a damaged download is not cached (the board's fit comes later)
     cache.mkdir(parents=True, exist_ok=True)
     (cache / name).write_bytes(data)
     (cache / (name + ".sha256")).write_text(hashlib.sha256(data).hexdigest() + "\n")

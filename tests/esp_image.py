@@ -22,16 +22,17 @@ CHIPS = {
 }
 
 
-def make_micropython_image(path, chip="esp32", version="v1.28.0", date="2026-04-06"):
+def make_micropython_image(path, chip="esp32", version="v1.28.0", date="2026-04-06", flash_mb=4):
     image_class, offset, boot_segments, entry, drom, irom, board = CHIPS[chip]
+    size_code = (flash_mb.bit_length() - 1) << 4  # the header's flash size nibble: 1 MiB = 0
     bootloader = _image(image_class, [_section(".boot", addr, _filler(addr, size)) for addr, size in boot_segments],
-                        entry)
+                        entry, size_code)
     banner = f"MicroPython {version} on {date}; {board}\0".encode()
     app = _image(image_class, [_section(".flash.rodata", drom, (_app_desc(version) + banner).ljust(1024, b"\0")),
                                _section(".flash.text", irom, _filler(irom, 8192)),
                                _section(".dram0.data", 0x3FFB0000 if chip == "esp32" else 0x3FC88000,
                                         _filler(1, 512))],
-                 irom + 0x100)
+                 irom + 0x100, size_code)
     combined = bytearray(b"\xff" * (APP - offset + len(app)))
     combined[0:len(bootloader)] = bootloader
     table = partition_table()
@@ -42,10 +43,10 @@ def make_micropython_image(path, chip="esp32", version="v1.28.0", date="2026-04-
     return path
 
 
-def _image(image_class, segments, entry):
+def _image(image_class, segments, entry, size_code):
     image = image_class()
     image.segments, image.entrypoint = segments, entry
-    image.flash_mode, image.flash_size_freq = 2, 0x20  # DIO, 4 MB, 40 MHz, as MicroPython's builds
+    image.flash_mode, image.flash_size_freq = 2, size_code  # DIO, the flash size, 40 MHz
     image.max_rev_full = 399 if image_class is ESP32FirmwareImage else 99
     return image.save(None)
 

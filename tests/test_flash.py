@@ -210,6 +210,22 @@ def test_an_image_for_another_chip_is_refused_before_writing(board, images, ears
     assert board.flash_path.read_bytes() == b"\xff" * rom.FLASH_SIZE
 
 
+def test_a_build_for_more_flash_than_the_board_has(tmp_path, earshot):
+    # MicroPython's ESP32_GENERIC_S3 is built for 8 MiB; a board with 4 MiB would boot-loop.
+    big = make_micropython_image(tmp_path / "s3-8mb.bin", "esp32s3", flash_mb=8)
+    flash = bytearray(b"\xff" * rom.FLASH_SIZE)
+    flash[:big.stat().st_size] = big.read_bytes()
+    boot = bootloader.boot_flash(bytes(flash), "esp32s3")
+    assert not boot.ok and "Detected size(4096k) smaller than the size in the binary image header(8192k)" in boot.console
+    board = Board(tmp_path / "s3.bin", "esp32s3")
+    try:
+        status, out, err = earshot("flash", "--port", board.url, "--firmware", big)
+    finally:
+        board.close()
+    assert status == 1 and "built for more flash than the board's 4 MiB" in err and "FLASH_4M" in err
+    assert board.flash_path.read_bytes() == b"\xff" * rom.FLASH_SIZE
+
+
 def test_a_chip_named_wrong(board, images, earshot):
     status, out, err = earshot("flash", "--port", board.url, "--chip", "esp32s3", "--firmware", images["esp32s3"])
     assert status == 1 and err == "earshot: the board is an ESP32, not an ESP32-S3: pass --chip auto\n"

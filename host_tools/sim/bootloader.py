@@ -41,11 +41,25 @@ def boot_flash(flash, chip="esp32"):
     try:
         bootloader = _load_image(info, flash, info.boot_offset, "bootloader")
         console += _rom_load_lines(info, bootloader)
+        _check_flash_size(bootloader, len(flash))
         kind, app_offset = _app_partition(flash)
         app = _load_image(info, flash, app_offset, kind)
     except _NoBoot as e:
         return Boot(False, console + e.args[0], {})
     return Boot(True, console, dict(_app_info(info, app), offset=app_offset))
+
+
+def image_flash_size(image):
+    # The flash size the build was made for, in bytes (the header's high nibble: 0 = 1 MiB).
+    return (1 << 20) << (image.flash_size_freq >> 4)
+
+
+def _check_flash_size(bootloader, size):
+    # ESP-IDF's bootloader refuses a build made for more flash than the chip has.
+    wanted = image_flash_size(bootloader)
+    if wanted > size:
+        _stop(_idf_error("spi_flash", f"Detected size({size >> 10}k) smaller than the size in the binary image "
+                                      f"header({wanted >> 10}k). Probe failed."))
 
 
 def _load_image(info, flash, offset, what):
