@@ -185,3 +185,16 @@ def test_flashing_with_the_stub_erases_the_filesystem_too(board, tmp_path):
     assert done.returncode == 0 and "Flash memory erased successfully" in done.stdout, done.stdout + done.stderr
     code, out = mpremote(board, "fs", "ls")
     assert code == 0 and out.split("ls :")[1].split() == ["139", "boot.py"], out  # a new filesystem
+
+
+def test_boot_py_prints_before_the_prompt(board, tmp_path):
+    # As on a board: a soft reset runs boot.py, whose output comes before the REPL's prompt.
+    (tmp_path / "boot.py").write_text('print("hello from boot.py")\n')
+    assert mpremote(board, "fs", "cp", tmp_path / "boot.py", ":boot.py")[0] == 0
+    code, out = mpremote(board, "exec", "print(6 * 7)")  # mpremote soft-resets first
+    assert code == 0 and out.strip() == "42", out
+    with _session(board.url) as s:
+        s.sendall(b"\r\x03\r\x01")
+        _read_until(s, b"raw REPL; CTRL-B to exit\r\n>")
+        s.sendall(b"\x04")
+        assert _read_until(s, b">") == b"OK\r\nMPY: soft reboot\r\nhello from boot.py\r\nraw REPL; CTRL-B to exit\r\n>"

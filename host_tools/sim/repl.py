@@ -33,12 +33,15 @@ class Repl:
         self._block = []  # friendly: the lines of a compound statement so far
         self._paste_unacked = 0
         self.busy = False
+        self._starting = False  # busy until the process says "ready"
         self._pending = bytearray()  # bytes that came while code ran
 
     def start(self, raw=False):
+        # The prompt comes once boot.py has run (it may print), as on a board; what is
+        # typed meanwhile waits.
         self._spawn()
         self.mode = "raw" if raw else "friendly"
-        self._write(RAW_BANNER + b">" if raw else self._banner + b">>> ")
+        self.busy = self._starting = True
 
     def stop(self):
         if self.proc is not None:
@@ -50,7 +53,7 @@ class Repl:
 
     def feed(self, data):
         if self.busy:
-            if _CTRL_C in data:
+            if _CTRL_C in data and not self._starting:  # interrupt the running code
                 self.proc.send_signal(signal.SIGINT)
             self._pending += data.replace(b"\x03", b"")
             return None
@@ -68,11 +71,15 @@ class Repl:
         self._write(data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
 
     def control(self, line):
-        # A line on the process's stderr: "done" ends the running code.
-        if line.strip() != b"done":
+        # A line on the process's stderr: "ready" (boot.py has run) or "done" (the code ended).
+        word = line.strip()
+        if word == b"ready":
+            self._write(RAW_BANNER + b">" if self.mode == "raw" else self._banner + b">>> ")
+        elif word == b"done":
+            self._write(b">>> " if self.mode == "friendly" else b">")
+        else:
             return None
-        self.busy = False
-        self._write(b">>> " if self.mode == "friendly" else b">")
+        self.busy = self._starting = False
         pending, self._pending = bytes(self._pending), bytearray()
         return self.feed(pending) if pending else None
 
