@@ -20,8 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from host_tools.errors import CommandError
-
 RATE = 16000
 HOP = 320
 BEFORE_S, AFTER_S = 0.5, 1.0  # a positive is detected within [end - 0.5 s, end + 1.0 s]
@@ -126,8 +124,6 @@ def our_detections(model, feats, cutoff):
 
 
 def curve_ours(model, pos_feats, pos_end_frames, stream_feats, stream_hours, cutoffs=range(1, 256), name="earshot"):
-    import numpy as np
-
     refr = _const("REFRACTORY", 50)
     lo, hi = int(round(BEFORE_S * RATE / HOP)), int(round(AFTER_S * RATE / HOP))
     tracks = [decision_track(model, f) for f in pos_feats]

@@ -213,8 +213,6 @@ class Net:
 
     def activation_ranges(self, xw):
         # The top of the (clipped) activations on sample windows: what uint8 255 stands for.
-        import numpy as np
-
         _, (x, a1, f, keep, a2, h2) = self.forward(xw)
         return {"h1": float(min(CAP, a1.max())), "h2": float(min(CAP, a2.max()))}
 
