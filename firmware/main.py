@@ -14,6 +14,7 @@ from earshot.vad import EndOfSpeech
 
 FIRMWARE = "earshot-0.1"
 _SEND_SLACK_FRAMES = 8  # queue beyond the pre-roll: 160 ms of network hiccup
+_WIFI_WAIT_MS = 8000  # an ESP32 station usually has an address 2-4 s after connect()
 
 _log = Logger("main")
 
@@ -61,8 +62,8 @@ def build(hw, cfg):
         _log.error("wifi", "error=no_ssid action=set_wifi_ssid_in_settings")
 
     async def open_connection(host, port):
-        if not hw.wifi_connected(cfg["wifi_ssid"], cfg["wifi_password"]):
-            raise OSError("no Wi-Fi")
+        # Waits for Wi-Fi first: joining after boot is not a receiver failure to back off from.
+        await hw.wifi_up(cfg["wifi_ssid"], cfg["wifi_password"], _WIFI_WAIT_MS)
         return await hw.open_connection(host, port, tls, pairing.RECEIVER_NAME)
 
     link = Link(open_connection if tls else None, cfg["receiver_host"], cfg["receiver_port"], cfg["device"],

@@ -271,9 +271,8 @@ def test_wifi_lost_mid_session_ends_it_amber_stores_nothing_and_comes_back(tmp_p
     assert any(line.startswith("W app session_failed") for line in serial)
     assert [e["t"] for e in run.of("led") if is_amber(e["rgb"])][0] == pytest.approx(5.0, abs=0.05)
     assert sum(e["bytes"] for e in run.of("net") if e["dir"] == "out" and 5.0 <= e["t"] < 9.0) == 0
-    assert any("error=no_Wi-Fi" in line for line in serial)
     ups = [e["t"] for e in run.of("serial") if e["line"].startswith("I link up")]
-    assert len(ups) == 2 and 9.0 < ups[1] < 20.0
+    assert len(ups) == 2 and 9.0 < ups[1] < 9.5, ups  # the link waits for Wi-Fi, then comes back at once
     assert run.sessions() == []  # the cut session is not kept in part
     _audit_clean(run)
 

@@ -5,9 +5,11 @@ import asyncio
 import machine
 import network
 from machine import I2S, Pin
+from micropython import const
 from neopixel import NeoPixel
 
 RATE = 16000
+_WIFI_POLL_MS = const(100)
 
 
 class Hardware:
@@ -30,14 +32,20 @@ class Hardware:
     def button_pressed(self):
         return self.button.value() == 0  # wired to GND, pulled up
 
-    def wifi_connected(self, ssid, password):
-        # Starts joining on the first call; True once the station has an address.
+    async def wifi_up(self, ssid, password, wait_ms):
+        # Starts joining on the first call; returns once the station has an address.
+        # Joining takes a few seconds: OSError only after wait_ms, or at once with no SSID.
         if self._wlan is None:
             self._wlan = network.WLAN(network.STA_IF)
             self._wlan.active(True)
             if ssid:
                 self._wlan.connect(ssid, password)
-        return self._wlan.isconnected()
+        waited = 0
+        while not self._wlan.isconnected():
+            if not ssid or waited >= wait_ms:
+                raise OSError("no Wi-Fi")
+            await asyncio.sleep_ms(_WIFI_POLL_MS)
+            waited += _WIFI_POLL_MS
 
     async def open_connection(self, host, port, tls, server_name):
         # TLS: the handshake checks the receiver against the pinned certificate and name.

@@ -15,7 +15,7 @@ from earshot.mic import FRAME_BYTES, FRAME_MS
 
 _HEARTBEAT_MS = const(20000)
 _PONG_TIMEOUT_MS = const(6000)
-_CONNECT_TIMEOUT_MS = const(5000)
+_CONNECT_TIMEOUT_MS = const(15000)  # joining Wi-Fi (main.py waits up to 8 s), TCP, the TLS handshake
 _BACKOFF_MIN_MS = const(1000)
 _BACKOFF_MAX_MS = const(60000)
 _HEALTHY_MS = const(60000)  # backoff resets only once a link has stayed up this long

@@ -25,6 +25,7 @@ HELP = "type p Enter to press the button, h SECONDS to hold it, r to reset, q to
 # What MicroPython writes on a filesystem it has just created.
 FRESH_BOOT_PY = b"# This file is executed on every boot (including wake-boot from deepsleep)\n" \
                 b"#import esp\n#esp.osdebug(None)\n#import webrepl\n#webrepl.start()\n"
+WIFI_JOIN_S = 2.0  # what an ESP32 station takes to get an address (the scripted sim joins at once)
 STOP_WAIT_S = 2.0  # main.py's time to stop after a Ctrl-C before the board gives up on it
 
 
@@ -100,6 +101,7 @@ def _world(args, tmp):
             "live_done": None, "input_samples": samples, "input_s": samples / 16000,
             "board_dir": str(Path(args.board_dir).resolve()), "presses": [], "outages": [], "wifi_outages": [],
             "realtime": True, "drain_s": 0.0, "until_stopped": True, "button_file": str(tmp / "button"),
+            "wifi_join_s": WIFI_JOIN_S,
             "verdict_after_ms": DECIDE_AFTER_MS + VERDICT_MARGIN_MS, "heap_at": None, "power_on": False,
             "power_cut_t": None}
 
