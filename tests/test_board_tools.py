@@ -4,7 +4,9 @@
 # settings and its pairing on it, the board boots, `earshot monitor` sees the boot and a
 # push-to-talk session, and the receiver stored the audio.
 import subprocess
+import sys
 import wave
+from pathlib import Path
 
 from esp_image import make_micropython_image
 from serial_sim import EARSHOT, SerialSim, tool, wait_for
@@ -60,3 +62,19 @@ def test_bare_board_to_a_stored_session(tmp_path):
         assert w.getframerate() == 16000 and w.getnframes() > 16000 * 0.5
     audited = tool("earshot", "audit", sim.trace)  # the ring was blue while, and only while, audio left
     assert audited.returncode == 0 and "1 lit period" in audited.stdout, audited.stdout + audited.stderr
+
+
+def test_the_hardware_smoke_test_itself_passes_on_the_virtual_board(tmp_path):
+    # An RFC 2217 port carries DTR and RTS, so esptool's reset into download mode and
+    # `monitor --reset` reach the virtual board as they reach a board on USB: the opt-in
+    # hardware test (tests/test_hardware.py) runs here unchanged, with --port.
+    image = make_micropython_image(tmp_path / "ESP32_GENERIC-20260406-v1.28.0.bin")
+    sim = SerialSim(tmp_path, serial="rfc2217:127.0.0.1:0", flashed=False)
+    try:
+        assert sim.url.startswith("rfc2217://")
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                               str(Path(__file__).parent / "test_hardware.py"), "--port", sim.url,
+                               "--firmware", str(image)], capture_output=True, text=True, timeout=300)
+    finally:
+        sim.stop()
+    assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout[-3000:]

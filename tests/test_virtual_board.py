@@ -198,3 +198,27 @@ def test_boot_py_prints_before_the_prompt(board, tmp_path):
         _read_until(s, b"raw REPL; CTRL-B to exit\r\n>")
         s.sendall(b"\x04")
         assert _read_until(s, b">") == b"OK\r\nMPY: soft reboot\r\nhello from boot.py\r\nraw REPL; CTRL-B to exit\r\n>"
+
+
+def test_dtr_and_rts_reach_en_and_boot_over_rfc2217(tmp_path):
+    # The dev boards' auto-reset circuit: esptool's classic sequence boots the ROM's download
+    # mode; an RTS pulse alone (monitor --reset) boots the flash.
+    import serial
+
+    sim = SerialSim(tmp_path, serial="rfc2217:127.0.0.1:0")
+    try:
+        conn = serial.serial_for_url(sim.url, timeout=5)
+        conn.dtr, conn.rts = False, True  # EN low
+        time.sleep(0.1)
+        conn.dtr, conn.rts = True, False  # GPIO0 low as EN rises
+        time.sleep(0.05)
+        conn.dtr = False
+        assert conn.read_until(b"waiting for download\r\n").endswith(
+            b"boot:0x3 (DOWNLOAD_BOOT(UART0/UART1/SDIO_REI_REO_V2))\r\nwaiting for download\r\n")
+        conn.rts = True
+        time.sleep(0.1)
+        conn.rts = False
+        assert conn.read_until(b">>> ").endswith(BANNER + b">>> ")  # MicroPython, no main.py yet
+        conn.close()
+    finally:
+        sim.stop()

@@ -26,6 +26,15 @@ class _NoBoot(Exception):
     """Boot stops here; the argument is what the board printed about it."""
 
 
+def download_banner(chip="esp32"):
+    # What the ROM prints when GPIO0 is low at reset: it waits for esptool.
+    if chip == "esp32":
+        return ("ets Jun  8 2016 00:22:57\r\n\r\nrst:0x1 (POWERON_RESET),boot:0x3 "
+                "(DOWNLOAD_BOOT(UART0/UART1/SDIO_REI_REO_V2))\r\nwaiting for download\r\n")
+    return ("ESP-ROM:esp32s3-20210327\r\nBuild:Mar 27 2021\r\nrst:0x1 (POWERON),boot:0x0 "
+            "(DOWNLOAD(USB/UART0))\r\nwaiting for download\r\n")
+
+
 def boot_check(flash_path, chip="esp32"):
     # A missing flash file is a new board: its flash is erased.
     path = Path(flash_path)

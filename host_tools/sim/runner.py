@@ -50,7 +50,7 @@ def add_arguments(p):
                    help="with --realtime: the wall-clock moment of audio time 0, so that boards started together "
                         "share one clock (the scale bench)")
     p.add_argument("--live", action=argparse_bool(), default=None, help="live ring line (default: on a terminal)")
-    p.add_argument("--serial", metavar="tcp:HOST:PORT|pty",
+    p.add_argument("--serial", metavar="tcp:HOST:PORT|rfc2217:HOST:PORT|pty",
                    help="be a dev board on a serial port instead: esptool, mpremote and `earshot monitor` "
                         "reach it there; it boots what was flashed and deployed and runs until stopped")
     p.add_argument("--flash-image", metavar="FILE",

@@ -4,8 +4,9 @@
 # reset), MicroPython's REPL for mpremote (host_tools/sim/repl.py), and the firmware's
 # console for `earshot monitor`. At reset the ROM boots what is in the flash image; with
 # MicroPython there, main.py on the board's filesystem (a folder) runs, in real time,
-# until the host stops the board. The person at the desk types on stdin: p (press the
-# button), h SECONDS (hold it), r (the reset button), q (quit).
+# until the host stops the board. Over RFC 2217, DTR and RTS reach EN and BOOT through
+# the dev boards' auto-reset circuit. The person at the desk types on stdin: p (press
+# the button), h SECONDS (hold it), r (the reset button), q (quit).
 import json
 import os
 import selectors
@@ -25,6 +26,10 @@ HELP = "type p Enter to press the button, h SECONDS to hold it, r to reset, q to
 # What MicroPython writes on a filesystem it has just created.
 FRESH_BOOT_PY = b"# This file is executed on every boot (including wake-boot from deepsleep)\n" \
                 b"#import esp\n#esp.osdebug(None)\n#import webrepl\n#webrepl.start()\n"
+# RFC 2217 carries DTR and RTS as separate commands, about 50 ms apart with pyserial; a
+# board looks at the lines this long after a change, so a pair of changes acts as one (as
+# EN's RC delay, and Espressif's esp_rfc2217_server, make it on real hardware).
+LINES_SETTLE_S = 0.1
 WIFI_JOIN_S = 2.0  # what an ESP32 station takes to get an address (the scripted sim joins at once)
 STOP_WAIT_S = 2.0  # main.py's time to stop after a Ctrl-C before the board gives up on it
 
@@ -47,7 +52,7 @@ def run(args):
     chip = board_dir.pinmap(args.board).get("chip", "esp32")
     flash = Path(args.flash_image or str(Path(args.board_dir)) + ".flash")
     console = Console(live=args.live)
-    uart = open_uart(args.serial)
+    uart = open_uart(args.serial, lambda dtr, rts: board.lines(dtr, rts))
     with tempfile.TemporaryDirectory(prefix="earshot-sim-") as tmp:
         world = _world(args, Path(tmp))
         trace = open(args.trace, "w") if args.trace else None
@@ -128,6 +133,7 @@ class VirtualBoard:
         self._timers = []  # (monotonic time, callable)
         self._sel = selectors.DefaultSelector()
         self._typed = b""  # a line typed on stdin, so far
+        self._lines, self._held = (False, False), False  # DTR/RTS; EN held low
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -381,6 +387,31 @@ class VirtualBoard:
             self._stop_all()
             self.uart.write(SOFT_REBOOT)
             self._start_repl(raw=True)
+
+    def lines(self, dtr, rts):
+        # DTR/RTS from an RFC 2217 tool, through the dev boards' auto-reset circuit: RTS
+        # alone holds EN low (reset), DTR alone holds GPIO0 (BOOT) low. As the board's RC
+        # delay on EN does, the lines count once they have settled.
+        self._lines = (dtr, rts)
+        self._timers.append((time.monotonic() + LINES_SETTLE_S, self._settle))
+
+    def _settle(self):
+        dtr, rts = self._lines
+        held = rts and not dtr
+        if held and not self._held:
+            self._stop_all()
+            self.state = "off"
+        elif self._held and not held:
+            if dtr and not rts:  # GPIO0 low as EN rises: the ROM waits for esptool
+                self._download_boot()
+            else:
+                self.reset()
+        self._held = held
+
+    def _download_boot(self):
+        self.uart.write(bootloader.download_banner(self.chip).encode())
+        self.state = "download"
+        self._rom = rom.RomLoader(self.flash_path, self.chip)
 
     def _tool_left(self):
         # A tool closing the port after download mode stands for the reset esptool does
