@@ -149,9 +149,9 @@ def _read_firmware(path):
 def _flash_bytes(esp):
     # The board's flash size, from its JEDEC ID ("4MB" -> bytes); esptool's default if unknown.
     from esptool.cmds import detect_flash_size
+    from esptool.util import flash_size_bytes
 
-    size = detect_flash_size(esp) or "4MB"
-    return int(size.rstrip("MB")) << 20
+    return flash_size_bytes(detect_flash_size(esp) or "4MB")
 
 
 def check_image(data, name, board_chip, flash_bytes=None):
