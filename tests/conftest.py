@@ -71,3 +71,14 @@ def private_config_home(tmp_path_factory):
         os.environ.pop("XDG_CONFIG_HOME", None)
     else:
         os.environ["XDG_CONFIG_HOME"] = old
+
+
+@pytest.fixture
+def board(tmp_path):
+    # A flashed virtual board on a TCP serial port (`earshot sim --serial`), stopped after
+    # the test. (test_flash.py has its own: the ROM alone.)
+    from serial_sim import SerialSim
+
+    sim = SerialSim(tmp_path)
+    yield sim
+    sim.stop()

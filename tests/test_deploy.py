@@ -15,12 +15,6 @@ from host_tools import pairing
 PASSWORD = "tr0ub4dor&3"
 
 
-@pytest.fixture
-def board(tmp_path):
-    sim = SerialSim(tmp_path)
-    yield sim
-    sim.stop()
-
 
 def deploy(sim, *args, password=None):
     done = tool("earshot", "deploy", "--port", sim.url, *args,

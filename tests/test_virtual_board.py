@@ -18,12 +18,6 @@ BANNER = b'MicroPython v1.28.0 on 2026-04-06; Generic ESP32 module with ESP32\r\
 MAIN_PY = 'import time\nprint("I main boot firmware=test")\nwhile True:\n    time.sleep_ms(50)\n'
 
 
-@pytest.fixture
-def board(tmp_path):
-    sim = SerialSim(tmp_path)
-    yield sim
-    sim.stop()
-
 
 def mpremote(sim, *args):
     done = tool("mpremote", "connect", sim.url, *args)

@@ -178,7 +178,7 @@ def _boot(cfg, trace, console, receiver):
     try:
         for raw in proc.stdout:
             line = raw.decode("utf-8", "replace").rstrip("\n")
-            ev, is_json = _event(line, t)
+            ev, is_json = firmware_event(line, t)
             t = ev["t"]
             trace.write((line if is_json else json.dumps(ev)) + "\n")
             console.event(ev)
@@ -206,7 +206,7 @@ def _boot(cfg, trace, console, receiver):
     return "exit", t
 
 
-def _event(line, t):
+def firmware_event(line, t):
     # A shim's JSON event, or console text that bypassed print() (e.g. a traceback),
     # which becomes a serial event at the last known time. Returns (event, was JSON).
     if line.startswith("{"):

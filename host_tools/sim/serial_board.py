@@ -20,7 +20,7 @@ from pathlib import Path
 from host_tools.errors import CommandError
 from host_tools.sim import bootloader, rom
 from host_tools.sim.repl import HARD_RESET, SOFT_REBOOT, SOFT_RESET, Repl
-from host_tools.sim.runner import SHIMS, SHORT_PRESS_S
+from host_tools.sim.runner import SHIMS, SHORT_PRESS_S, firmware_event
 
 HELP = "type p Enter to press the button, h SECONDS to hold it, r to reset, q to quit"
 # What MicroPython writes on a filesystem it has just created.
@@ -221,10 +221,14 @@ class VirtualBoard:
         else:
             self._start_repl()
 
-    def _soft_reboot(self):
+    def _soft_reboot(self, raw=False):
+        # From the friendly REPL boot.py and main.py run; from the raw REPL only boot.py.
         self._stop_all()
         self.uart.write(SOFT_REBOOT)
-        self._micropython()
+        if raw:
+            self._start_repl(raw=True)
+        else:
+            self._micropython()
 
     def _stop_all(self):
         self._stop_firmware()
@@ -285,16 +289,9 @@ class VirtualBoard:
             self._feed_repl(typed or b"")
 
     def _firmware_line(self, line):
-        ev = None
-        if line.startswith("{"):
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                pass
-        if ev is None:  # console text that bypassed print(), e.g. a traceback
-            if str(SHIMS) in line:
-                return  # a frame inside the virtual hardware: a board's traceback ends at its drivers
-            ev = {"t": self.now(), "ev": "serial", "line": line}
+        ev, is_json = firmware_event(line, self.now())
+        if not is_json and str(SHIMS) in line:
+            return  # a traceback's frame inside the virtual hardware: a board's ends at its drivers
         if ev["ev"] == "serial":
             self.uart.write(ev["line"].encode() + b"\r\n")
         self._on_event(ev)
@@ -311,10 +308,7 @@ class VirtualBoard:
         self.state = "repl"
 
     def _repl_output(self):
-        data = self.repl.proc.stdout.read()
-        if data:
-            self.repl.output(data)
-        elif data == b"":
+        if self._repl_output_drain() == b"":
             self._repl_ended()
 
     def _repl_control(self):
@@ -331,9 +325,11 @@ class VirtualBoard:
                 return
 
     def _repl_output_drain(self):
+        # What the code printed -> the UART; returns the read (None: nothing yet, b"": the end).
         data = self.repl.proc.stdout.read()
         if data:
             self.repl.output(data)
+        return data
 
     def _repl_ended(self):
         code = self.repl.proc.wait()
@@ -341,21 +337,16 @@ class VirtualBoard:
         self._stop_all()
         if code == HARD_RESET:
             self.reset()
-        elif code == SOFT_RESET and not raw:  # machine.soft_reset() at the friendly prompt: main.py runs
-            self.uart.write(SOFT_REBOOT)
-            self._micropython()
-        else:  # in the raw REPL a soft reset stays there; a crash of the REPL itself starts a new one
-            if code == SOFT_RESET:
-                self.uart.write(SOFT_REBOOT)
+        elif code == SOFT_RESET:  # machine.soft_reset()
+            self._soft_reboot(raw)
+        else:  # the REPL process itself failed: a new one
             self._start_repl(raw)
 
     # --- what comes in on the UART ----------------------------------------------------------
 
     def on_uart(self, data):
         if self.state != "download" and rom.is_sync(data):
-            self._stop_all()
-            self.state = "download"
-            self._rom = rom.RomLoader(self.flash_path, self.chip)
+            self._download_boot(banner=False)  # esptool is talking already: the banner would be in its way
         if self.state == "download":
             self.uart.write(self._rom.feed(data))
             if self._rom.erased:  # erase-flash: the filesystem lives in flash too
@@ -381,12 +372,8 @@ class VirtualBoard:
             self._repl_action(self.repl.feed(data))
 
     def _repl_action(self, action):
-        if action == "soft_reset":
-            self._soft_reboot()
-        elif action == "soft_reset_raw":  # boot.py runs; main.py does not
-            self._stop_all()
-            self.uart.write(SOFT_REBOOT)
-            self._start_repl(raw=True)
+        if action in ("soft_reset", "soft_reset_raw"):
+            self._soft_reboot(raw=action == "soft_reset_raw")
 
     def lines(self, dtr, rts):
         # DTR/RTS from an RFC 2217 tool, through the dev boards' auto-reset circuit: RTS
@@ -408,8 +395,10 @@ class VirtualBoard:
                 self.reset()
         self._held = held
 
-    def _download_boot(self):
-        self.uart.write(bootloader.download_banner(self.chip).encode())
+    def _download_boot(self, banner=True):
+        self._stop_all()
+        if banner:
+            self.uart.write(bootloader.download_banner(self.chip).encode())
         self.state = "download"
         self._rom = rom.RomLoader(self.flash_path, self.chip)
 
