@@ -95,7 +95,7 @@ def run(args):
 
 
 def _deploy(board, port, files, settings, args):
-    mpy, platform, machine = board.eval_probe()
+    mpy, platform, machine = board.eval(_PROBE)
     name = args.board or _board_for(platform, machine)
     files.update(_firmware_files(name, mpy, args))
     plan = _plan(board, files, settings)
@@ -372,9 +372,6 @@ class _Board:
         import ast
 
         return ast.literal_eval(self.exec(code).decode().strip())
-
-    def eval_probe(self):
-        return self.eval(_PROBE)
 
     def close(self):
         try:
