@@ -155,6 +155,30 @@ def test_eval_writes_det_png_and_table(quick_model, earshot, tmp_path):
     assert len(results["ours"]["frr"]) == 255
 
 
+def test_cross_check_crosses_the_splits_and_agrees_with_eval(quick_model, earshot, tmp_path):
+    # `wake eval --cross`: the four pairs of positives and negative stream, and its
+    # held-out/held-out row is the FRR that `wake eval` itself gives at the same FA/h targets.
+    from host_tools.wake.evaluate import FA_TARGETS
+
+    args = ("--model", quick_model, "--hours", "0.03", "--positives", "8", "--seed", "4")
+    status, stdout, err = earshot("wake", "eval", "--cross", "--out", tmp_path / "cross", *args)
+    assert status == 0, err
+    table = (tmp_path / "cross" / "cross.md").read_text()
+    assert table.split("\n\n")[1] in stdout
+    rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| ") and "%" in line]
+    assert [(r[0][2:], r[1]) for r in rows] == [("held-out", "held-out"), ("training", "held-out"),
+                                                ("held-out", "training"), ("training", "training")]
+    assert "training audio (split train, seed 1003)" in err  # the quick model was trained with seed 3
+    status, _, err = earshot("wake", "eval", "--no-reference", "--out", tmp_path / "eval", *args)
+    assert status == 0, err
+    ours = json.loads((tmp_path / "eval" / "eval.json").read_text())["ours"]
+    for col, target in enumerate((FA_TARGETS["default"], FA_TARGETS["high"])):
+        i = len(ours["cutoffs"]) - 1
+        while i > 0 and ours["fa_per_hour"][i - 1] is not None and ours["fa_per_hour"][i - 1] <= target:
+            i -= 1
+        assert rows[0][2 + col].rstrip(" |") == f"{100 * ours['frr'][i]:.1f} %"
+
+
 def test_second_phrase_wakes_the_simulated_board(quick_model, heldout, tmp_path, capsys):
     # End to end for a phrase that is not the shipped one: its quick model installed on the
     # virtual board (`earshot sim --wake-model`), an unseen voice saying it starts a session.

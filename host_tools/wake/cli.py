@@ -48,6 +48,9 @@ def add_arguments(parser):
     p.add_argument("--positives", type=int, default=300, help="held-out positive clips (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the held-out audio (default %(default)s)")
     p.add_argument("--no-reference", action="store_true", help="skip microWakeWord")
+    p.add_argument("--cross", action="store_true",
+                   help="instead: cross training-split and held-out positives and negatives, to see "
+                        "whether unheard voices or unheard negative audio limit the model (writes cross.md)")
     p.set_defaults(wake_handler=_eval)
 
 
@@ -117,6 +120,9 @@ def _eval(args):
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise CommandError(f"{out}: cannot create the output folder ({e.strerror})")
-    evaluate.run_eval(path, meta, tensors, out, hours=args.hours, n_pos=args.positives, seed=args.seed,
-                      reference=not args.no_reference)
+    if args.cross:
+        evaluate.run_cross(path, meta, tensors, out, hours=args.hours, n_pos=args.positives, seed=args.seed)
+    else:
+        evaluate.run_eval(path, meta, tensors, out, hours=args.hours, n_pos=args.positives, seed=args.seed,
+                          reference=not args.no_reference)
     return 0

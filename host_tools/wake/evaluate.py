@@ -149,17 +149,20 @@ def _sweep(name, cutoffs, tracks, ends, lo, hi, refr, st_pos, st_val, hours):
     return Curve(name, cutoffs, frr, fa, hours, len(tracks))
 
 
+def loosest_within(curve, target):
+    """Index of the lowest cutoff (most sensitive) from which every stricter one also keeps
+    the stream within `target` false accepts per hour."""
+    i = len(curve.cutoffs) - 1
+    while i > 0 and curve.fa[i - 1] / curve.hours <= target:
+        i -= 1
+    return i
+
+
 def pick_sensitivities(curve):
     """Cutoffs for low / default / high: the lowest cutoff (most sensitive) whose FA/h on
     the measured stream stays within each target; default may go lower in FA/h when that
     costs no recall."""
-    out = {}
-    for level, target in FA_TARGETS.items():
-        # the lowest cutoff from which every stricter one also meets the target
-        i = len(curve.cutoffs) - 1
-        while i > 0 and curve.fa[i - 1] / curve.hours <= target:
-            i -= 1
-        out[level] = i
+    out = {level: loosest_within(curve, target) for level, target in FA_TARGETS.items()}
     # default: move up (fewer false accepts) while FRR does not get worse
     i = out["default"]
     while i + 1 < len(curve.cutoffs) and curve.frr[i + 1] <= curve.frr[out["default"]] and i + 1 <= out["low"]:
@@ -409,6 +412,70 @@ def _run_eval(model_path, meta, tensors, out, hours, n_pos, seed, reference, log
     print(table)
     log(f"wrote {out / 'det.png'}, {out / 'eval.md'}, {out / 'eval.json'}")
     return results
+
+
+# --- `earshot wake eval --cross`: which side limits a model -----------------------------------
+
+CROSS_TRAIN_SEED = 1000  # + the model's training seed: training-split draws it never trained on
+
+
+def run_cross(model_path, meta, tensors, out, hours, n_pos, seed=0, log=None):
+    """Positives and negative stream from the training split and the held-out split,
+    crossed: FRR at the default and high FA/h targets for the four pairs. The training
+    split's audio is a fresh draw (seed CROSS_TRAIN_SEED + the model's training seed), so
+    its voices, texts and noise recipes are the training's but not its clips. Writes
+    cross.md into `out`, prints it, returns the rows."""
+    from host_tools.wake.train import one_blas_thread
+
+    with one_blas_thread():
+        return _run_cross(model_path, meta, tensors, out, hours, n_pos, seed, log)
+
+
+def _run_cross(model_path, meta, tensors, out, hours, n_pos, seed, log):
+    import numpy as np
+
+    from host_tools.wake import data
+    from host_tools.wake.train import end_frame
+
+    log = log or (lambda m: print(f"wake eval: {m}", file=sys.stderr, flush=True))
+    model = (meta, tensors)
+    phrase = meta.get("phrase", "?")
+    ref = _ref()
+    refr = _const("REFRACTORY", 50)
+    lo, hi = int(round(BEFORE_S * RATE / HOP)), int(round(AFTER_S * RATE / HOP))
+    trained_seed = int((meta.get("trained") or {}).get("seed", 0))
+    draws = {"training": ("train", CROSS_TRAIN_SEED + trained_seed), "held-out": ("heldout", seed)}
+    pos, stream = {}, {}
+    for name, (split, s) in draws.items():
+        t0 = time.monotonic()
+        clips = heldout_positives(phrase, n_pos, s, split=split, bank_size=bank_size(hours))
+        pos[name] = ([decision_track(model, np.asarray(ref.features(pcm), np.uint8)) for pcm, _ in clips],
+                     [end_frame(end) for _, end in clips])
+        pcm = np.asarray(data.negative_stream(split, hours, seed=s, progress=False), np.int16)
+        stream[name] = decision_track(model, np.asarray(ref.features(pcm), np.uint8)), len(pcm) / RATE / 3600
+        log(f"{name} audio (split {split}, seed {s}): {len(clips)} positives, {stream[name][1]:.2f} h of stream "
+            f"({time.monotonic() - t0:.0f} s)")
+    targets = (FA_TARGETS["default"], FA_TARGETS["high"])
+    rows = []
+    for p_name, s_name in (("held-out", "held-out"), ("training", "held-out"), ("held-out", "training"),
+                           ("training", "training")):
+        tracks, ends = pos[p_name]
+        (st_frames, st_avg), h = stream[s_name]
+        curve = _sweep("earshot", list(range(1, 256)), tracks, ends, lo, hi, refr, st_frames, st_avg, h)
+        rows.append({"positives": p_name, "stream": s_name,
+                     "frr": {str(t): round(curve.frr[loosest_within(curve, t)], 4) for t in targets}})
+    lines = [f"Which side limits {model_path.name}: {n_pos} positives and {hours:.2f} h of negative stream "
+             "from each split, crossed (training split: voices, texts and noises of training, not its clips).",
+             "", "| positives | negative stream | " + " | ".join(f"FRR at {t} FA/h" for t in targets) + " |",
+             "|---|---|" + "---|" * len(targets)]
+    for r in rows:
+        lines.append(f"| {r['positives']} | {r['stream']} | "
+                     + " | ".join(f"{100 * r['frr'][str(t)]:.1f} %" for t in targets) + " |")
+    table = "\n".join(lines) + "\n"
+    write_text(out / "cross.md", table)
+    print(table)
+    log(f"wrote {out / 'cross.md'}")
+    return rows
 
 
 CHECK_SWEEP_FA_PER_HOUR = (5.0, 40.0)  # more board settings, looser than shipped, to have false wakes to count
