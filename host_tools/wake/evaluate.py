@@ -124,10 +124,15 @@ def our_detections(model, feats, cutoff):
 
 
 def curve_ours(model, pos_feats, pos_end_frames, stream_feats, stream_hours, cutoffs=range(1, 256), name="earshot"):
+    tracks = [decision_track(model, f) for f in pos_feats]
+    return sweep_tracks(tracks, pos_end_frames, decision_track(model, stream_feats), stream_hours, cutoffs, name)
+
+
+def sweep_tracks(tracks, pos_end_frames, stream_track, stream_hours, cutoffs=range(1, 256), name="earshot"):
+    # curve_ours from decision tracks already computed (positives' and the stream's).
     refr = _const("REFRACTORY", 50)
     lo, hi = int(round(BEFORE_S * RATE / HOP)), int(round(AFTER_S * RATE / HOP))
-    tracks = [decision_track(model, f) for f in pos_feats]
-    st_frames, st_avg = decision_track(model, stream_feats)
+    st_frames, st_avg = stream_track
     c = _sweep(name, list(cutoffs), tracks, pos_end_frames, lo, hi, refr, st_frames, st_avg, stream_hours)
     c.stream_events = lambda cutoff: [(f + 1) * HOP for f in greedy_events(st_frames, st_avg, cutoff, refr)]
     return c
@@ -347,7 +352,7 @@ def _run_eval(model_path, meta, tensors, out, hours, n_pos, seed, reference, log
 
     from host_tools.wake import data
 
-    log = log or (lambda m: print(f"wake eval: {m}", file=sys.stderr, flush=True))
+    log = log or _log
     phrase = meta.get("phrase", "?")
     t0 = time.monotonic()
     clips = heldout_positives(phrase, n_pos, seed, bank_size=bank_size(hours))
@@ -437,31 +442,30 @@ def _run_cross(model_path, meta, tensors, out, hours, n_pos, seed, log):
     from host_tools.wake import data
     from host_tools.wake.train import end_frame
 
-    log = log or (lambda m: print(f"wake eval: {m}", file=sys.stderr, flush=True))
+    log = log or _log
     model = (meta, tensors)
     phrase = meta.get("phrase", "?")
     ref = _ref()
-    refr = _const("REFRACTORY", 50)
-    lo, hi = int(round(BEFORE_S * RATE / HOP)), int(round(AFTER_S * RATE / HOP))
+
+    def track(pcm):
+        return decision_track(model, np.asarray(ref.features(pcm), np.uint8))
+
     trained_seed = int((meta.get("trained") or {}).get("seed", 0))
     draws = {"training": ("train", CROSS_TRAIN_SEED + trained_seed), "held-out": ("heldout", seed)}
     pos, stream = {}, {}
     for name, (split, s) in draws.items():
         t0 = time.monotonic()
         clips = heldout_positives(phrase, n_pos, s, split=split, bank_size=bank_size(hours))
-        pos[name] = ([decision_track(model, np.asarray(ref.features(pcm), np.uint8)) for pcm, _ in clips],
-                     [end_frame(end) for _, end in clips])
+        pos[name] = [track(pcm) for pcm, _ in clips], [end_frame(end) for _, end in clips]
         pcm = np.asarray(data.negative_stream(split, hours, seed=s, progress=False), np.int16)
-        stream[name] = decision_track(model, np.asarray(ref.features(pcm), np.uint8)), len(pcm) / RATE / 3600
+        stream[name] = track(pcm), len(pcm) / RATE / 3600
         log(f"{name} audio (split {split}, seed {s}): {len(clips)} positives, {stream[name][1]:.2f} h of stream "
             f"({time.monotonic() - t0:.0f} s)")
     targets = (FA_TARGETS["default"], FA_TARGETS["high"])
     rows = []
     for p_name, s_name in (("held-out", "held-out"), ("training", "held-out"), ("held-out", "training"),
                            ("training", "training")):
-        tracks, ends = pos[p_name]
-        (st_frames, st_avg), h = stream[s_name]
-        curve = _sweep("earshot", list(range(1, 256)), tracks, ends, lo, hi, refr, st_frames, st_avg, h)
+        curve = sweep_tracks(*pos[p_name], *stream[s_name])
         rows.append({"positives": p_name, "stream": s_name,
                      "frr": {str(t): round(curve.frr[loosest_within(curve, t)], 4) for t in targets}})
     lines = [f"Which side limits {model_path.name}: {n_pos} positives and {hours:.2f} h of negative stream "
@@ -523,6 +527,10 @@ def check_markdown(rows):
                      f"| {r['false_wakes_kept']} | {r['true_wakes']} | {r['true_wakes_kept']} "
                      f"| {r['natural_true_wakes']}: {r['natural_true_wakes_kept']} |")
     return "\n".join(lines) + "\n"
+
+
+def _log(msg):
+    print(f"wake eval: {msg}", file=sys.stderr, flush=True)
 
 
 def bank_size(hours):
