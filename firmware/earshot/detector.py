@@ -9,7 +9,7 @@
 #   every frame       h1 = clamp((b1 + W1 . x) >> s1, 0, 255), into a ring of 48 frames
 #   every 2nd frame   h2 = clamp((b2 + W2 . ring, oldest first) >> s2, 0, 255)
 #                     score = SIG[clamp(((b3 + W3 . h2) >> s3) + 128, 0, 255)]
-#   decision          mean of the last 2 scores >= cutoff, then 50 frames (1 s) of rest
+#   decision          score >= cutoff, then 50 frames (1 s) of rest
 # Weights are stored as w + 128 (viper loads bytes unsigned): every dot product is
 # sum((w + 128) x) - 128 sum(x). W2 is stored transposed ([768][32]) so that layer 2 can
 # run either way round: as 32 dot products (row order) when most of the ring is non-zero,
@@ -27,7 +27,7 @@ C1 = const(16)
 T = const(48)
 H2 = const(32)
 EVAL_EVERY = const(2)
-N_AVG = const(2)
+N_AVG = const(1)  # the decision looks at this many scores (the model file must agree)
 REFRACTORY = const(50)
 
 _BANDS = const(32)  # features.BANDS
@@ -408,7 +408,6 @@ class WakeDetector:
             raise ValueError("cutoff must be 0..255 or a sensitivity name")
         self.model = model
         self.cutoff = cutoff
-        self._need = N_AVG * cutoff
         self._features = Features()
         self._ring = bytearray(_RING)
         self._st = array.array("i", bytes(4 * _NSTATE))
@@ -429,7 +428,6 @@ class WakeDetector:
             _layer1(self.model.w1, zero, 0, ring, st)
         self._evaluate()  # moves the ring on by two slots
         self.score = 0
-        self._last = 0  # the previous evaluated score
         self._phase = 0
         self._hold = 0
 
@@ -454,13 +452,11 @@ class WakeDetector:
             return False
         self._phase = 0
         score = self._evaluate()
-        pair = score + self._last
         self.score = score
-        self._last = score
         if self._hold:
             self._hold -= 1
             return False
-        if pair >= self._need:
+        if score >= self.cutoff:
             self._hold = REFRACTORY
             return True
         return False

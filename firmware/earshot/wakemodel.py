@@ -18,7 +18,7 @@ _MAX_META = const(16384)
 _BIAS_LIMIT = const(0x4000000)  # |bias| < 2**26 keeps every accumulator within 2**30
 
 # The detector's fixed shape (detector.py); a model with another one is refused.
-ARCH = {"C1": 16, "T": 48, "H2": 32, "EVAL_EVERY": 2, "N_AVG": 2, "REFRACTORY": 50}
+ARCH = {"C1": 16, "T": 48, "H2": 32, "EVAL_EVERY": 2, "N_AVG": 1, "REFRACTORY": 50}
 # name, dtype, shape, in the order they are stored
 TENSORS = (("w1", "int8", [16, 32]), ("b1", "int32", [16]), ("w2", "int8", [32, 768]),
            ("b2", "int32", [32]), ("w3", "int8", [32]), ("b3", "int32", [1]))

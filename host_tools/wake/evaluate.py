@@ -8,7 +8,7 @@
 # state; the stream is run as one long recording.
 #
 # Ours is measured with reference.scores (the bit-exact NumPy mirror of the firmware
-# detector): the decision value at each evaluation is the mean of the last N_AVG scores,
+# detector): the decision value at each evaluation is the mean of the last N_AVG scores (1),
 # a detection fires when it reaches the cutoff and is followed by a refractory period.
 # microWakeWord (pymicro-wakeword's hey_jarvis v2 model) is run on the same audio with
 # its own features, its mean of the last 5 probabilities and a 0.75 s refractory period.
