@@ -192,12 +192,13 @@ def test_reference_decision_rule():
     hits = reference.detect(model, feats, 200)
     ev = np.arange(1, len(feats), 2)
     assert np.all(s[0] == 0) and np.array_equal(s[ev[:-1] + 1], s[ev[:-1]])  # held between evaluations
+    above = ev[s[ev] >= 200]
     expected, last = [], -10 ** 9  # each evaluation whose score reaches the cutoff, past the rest
-    for e in ev[s[ev] >= 200]:
+    for e in above:
         if e - last > 50:
             expected.append(int(e))
             last = e
-    assert hits == expected and 0 < len(hits) < len(ev[s[ev] >= 200])  # the rest held some back
+    assert hits == expected and 0 < len(hits) < len(above)  # the rest held some back
     assert reference.detect(model, feats, 0) == list(range(1, len(feats), 52))  # every eval past the rest
     assert reference.detect(model, feats, "default") == reference.detect(model, feats, model.cutoff())
 

@@ -75,18 +75,8 @@ class Curve:
 
 
 def greedy_events(pos, values, cutoff, refractory):
-    # Detections: the first position whose value reaches the cutoff, then nothing until
-    # `refractory` positions (frames, samples...) have passed. Returns positions.
-    import numpy as np
-
-    idx = np.flatnonzero(values >= cutoff)
-    out = []
-    i = 0
-    while i < len(idx):
-        p = int(pos[idx[i]])
-        out.append(p)
-        i = int(np.searchsorted(pos[idx], p + refractory + 1))
-    return out
+    # The board's decision rule (reference.greedy_events), for our tracks and microWakeWord's.
+    return _ref().greedy_events(pos, values, cutoff, refractory)
 
 
 # --- our detector ------------------------------------------------------------------------

@@ -390,14 +390,20 @@ def detect(model, feats, cutoff):
     m = as_model(model)
     cutoff = m.cutoff(cutoff) if isinstance(cutoff, str) else int(cutoff)
     ev, s = _eval_scores(m, feats)
-    hits = []
-    last = -10 ** 9
-    for i in np.nonzero(s >= cutoff)[0].tolist():  # N_AVG = 1
-        f = int(ev[i])
-        if f - last > REFRACTORY:
-            hits.append(f)
-            last = f
-    return hits
+    return greedy_events(ev, s, cutoff, REFRACTORY)  # N_AVG = 1: each score on its own
+
+
+def greedy_events(pos, values, cutoff, refractory):
+    """Detections: the first position whose value reaches the cutoff, then nothing until
+    `refractory` positions (frames, samples...) have passed. Returns positions."""
+    idx = np.flatnonzero(values >= cutoff)
+    out = []
+    i = 0
+    while i < len(idx):
+        p = int(pos[idx[i]])
+        out.append(p)
+        i = int(np.searchsorted(pos[idx], p + refractory + 1))
+    return out
 
 
 def firmware_literals():
