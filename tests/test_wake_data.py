@@ -1,13 +1,14 @@
-# host_tools/wake/data.py: the wake-word corpus. Quick corpora only (seconds to build):
-# the splits share no voice, text or near-miss word, positives say the phrase and mark
-# where it ends, negatives never say it, augment() keeps shape and hits the asked SNR,
-# the cache returns the same clips fast, and a seed fixes everything.
+# host_tools/wake/data.py: the held-out evaluation audio. Small sets only (seconds to
+# build): positives say the phrase and mark where it ends, negatives never say it,
+# augment() keeps shape and hits the asked SNR, the cache returns the same audio fast,
+# and a seed fixes everything.
 import re
 import time
 
 import numpy as np
 import pytest
 
+from host_tools.wake.texts import contains_phrase
 from tests.conftest import need
 
 PHRASE = "hey jarvis"
@@ -27,117 +28,77 @@ def cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def corpora(D, cache):
+def positives(D, cache):
     need("espeak-ng")
-    out = {}
-    for split in ("train", "heldout"):
-        t = time.monotonic()
-        out[split] = D.make_corpus(PHRASE, split, "quick", seed=0, cache_dir=cache, progress=False)
-        out[split + "_seconds"] = time.monotonic() - t
-    return out
+    return D.positive_set(PHRASE, "heldout", 8, seed=0, cache_dir=cache, progress=False)
 
 
-def _voices(clips):
-    found = set()
-    for c in clips:
-        found.update(re.findall(r"(?:espeak|piper):([^:]+)", c.source))
-        m = re.match(r"(?:babble|tv):\d+:(.*)$", c.source)
-        if m:
-            found.update(m.group(1).split(","))
-    return found
-
-
-def _texts(clips, kind):
-    return {c.text for c in clips if c.source.startswith(kind)}
-
-
-def test_quick_corpus_has_every_kind(corpora):
-    for split in ("train", "heldout"):
-        clips = corpora[split]
-        kinds = {c.source.split(":")[0] for c in clips}
-        assert {"espeak", "adversarial", "speech"} <= kinds, kinds
-        assert kinds & {"noise", "music"} and kinds & {"babble", "tv"}, kinds
-        assert sum(c.label for c in clips) >= 20 and sum(1 - c.label for c in clips) >= 20
-        for c in clips:
-            assert c.pcm.dtype == np.int16 and c.pcm.ndim == 1 and len(c.pcm) >= RATE // 2
-            assert np.abs(c.pcm.astype(np.int32)).max() > 100, c.source  # not silent
-        assert corpora[split + "_seconds"] < 20
-
-
-def test_splits_are_disjoint_in_voices_texts_and_near_misses(D, corpora):
-    tr, ho = corpora["train"], corpora["heldout"]
-    assert _voices(tr) and _voices(ho)
-    assert not _voices(tr) & _voices(ho)
-    assert not set(D.voices("train")) & set(D.voices("heldout"))
-    for kind in ("speech", "adversarial", "babble", "tv"):
-        assert not _texts(tr, kind) & _texts(ho, kind), kind
-    # positives: apart from the bare phrase, the carrier sentences differ
-    bare = lambda t: " ".join(re.findall(r"[a-z']+", t.lower())) == PHRASE  # noqa: E731
-    assert not {c.text for c in tr if c.label and not bare(c.text)} & {c.text for c in ho if c.label and not bare(c.text)}
-    # near misses: disjoint phrases and disjoint new words
-    nm_tr, nm_ho = set(D.near_misses(PHRASE, "train")), set(D.near_misses(PHRASE, "heldout"))
-    assert nm_tr and nm_ho and not nm_tr & nm_ho
-    words = lambda ps: {w for p in ps for w in p.split()} - set(PHRASE.split())  # noqa: E731
-    assert not words(nm_tr) & words(nm_ho)
-    # noise recipes
-    recipes = lambda cs: {c.source.split(":")[1] for c in cs if c.source.startswith(("noise:", "music:"))}  # noqa: E731
-    assert not recipes(tr) & recipes(ho)
-
-
-def test_positives_say_the_phrase_and_end_inside_the_clip(D, corpora):
-    from host_tools.wake.texts import contains_phrase
-
-    for clips in (corpora["train"], corpora["heldout"]):
-        for c in (c for c in clips if c.label == 1):
-            assert contains_phrase(c.text, PHRASE), c.text
-            assert c.source.startswith(("espeak:", "piper:"))
-            assert c.end is not None and RATE // 10 < c.end <= len(c.pcm)
-            x = c.pcm.astype(np.float64)
-            before = x[max(0, c.end - RATE // 4):c.end]
-            assert np.sqrt(np.mean(before ** 2)) > 30, (c.source, c.text)  # speech just before the end
-            first = np.nonzero(np.abs(x) > 30)[0][0]
-            assert c.end - first > 0.25 * RATE  # at least the phrase's length of speech before it
-
-
-def test_negatives_never_say_the_phrase(D, corpora):
-    from host_tools.wake.texts import contains_phrase
-
-    for clips in (corpora["train"], corpora["heldout"]):
-        negs = [c for c in clips if c.label == 0]
-        assert all(c.end is None for c in negs)
-        for c in negs:
-            for text in c.text.split(" | "):
-                assert not contains_phrase(text, PHRASE), (c.source, text)
-                assert D.is_clean_negative(text, PHRASE), (c.source, text)
-    for split in ("train", "heldout"):
-        for miss in D.near_misses(PHRASE, split):
-            assert not contains_phrase(miss, PHRASE) and miss != PHRASE
-
-
-def test_near_misses_work_for_any_phrase(D):
+@pytest.fixture(scope="module")
+def stream(D, cache):
     need("espeak-ng")
-    from host_tools.wake.texts import contains_phrase
-
-    for phrase in ("hello earshot", "computer"):
-        table = D.near_misses(phrase)
-        assert {"train", "heldout"} == set(table.values())
-        assert all(not contains_phrase(t, phrase) for t in table)
-    assert "hay jarvis" not in D.near_misses(PHRASE)  # a homophone is the phrase itself
+    return D.negative_stream("heldout", 0.01, seed=0, cache_dir=cache, progress=False, with_segments=True)
 
 
-def test_cache_hit_is_fast_and_identical(D, corpora, cache):
+def test_positives_say_the_phrase_with_a_lead_in_and_half_a_second_after(D, positives):
+    assert len(positives) == 8 and all(c.label == 1 for c in positives)
+    for c in positives:
+        assert contains_phrase(c.text, PHRASE), c.text
+        assert c.pcm.dtype == np.int16 and len(c.pcm) - c.end == RATE // 2
+        m = re.match(r"espeak:([^:]+):", c.source)
+        assert m and m.group(1) in D.voices("heldout") or c.source.startswith("piper:"), c.source
+        x = c.pcm.astype(np.float64)
+        lead = np.nonzero(np.abs(x) > 30)[0][0]
+        assert 0.85 * RATE < lead < 1.25 * RATE  # ~1 s, plus the voice's own short lead
+        assert np.sqrt(np.mean(x[c.end - RATE // 4:c.end] ** 2)) > 30, c.source  # speech just before the end
+        assert c.end - lead > 0.25 * RATE  # at least the phrase's length of speech before it
+
+
+def test_negative_stream_is_exact_length_and_never_says_the_phrase(D, stream):
+    pcm, segs = stream
+    assert pcm.dtype == np.int16 and len(pcm) == int(0.01 * 3600 * RATE)
+    assert segs and all(0 <= a < b <= len(pcm) for a, b, _, _ in segs)
+    assert all(segs[i][1] <= segs[i + 1][0] for i in range(len(segs) - 1))
+    for _, _, source, text in segs:
+        for said in text.split(" | "):
+            assert not contains_phrase(said, PHRASE) and D.is_clean_negative(said, PHRASE), (source, said)
+    assert np.std(pcm[:400].astype(float)) > 0  # the noise floor: never digital silence
+    assert {"speech", "adversarial"} <= {s.split(":")[0] for _, _, s, _ in segs}
+
+
+def test_near_misses_sound_like_the_phrase_but_are_not_it(D, stream):
+    misses = D.near_misses(PHRASE, "heldout")
+    assert misses and all(not contains_phrase(m, PHRASE) for m in misses)
+    assert "hay jarvis" not in misses  # a homophone is the phrase itself
+    said = [t for _, _, s, t in stream[1] if s.startswith("adversarial:")]
+    assert said and all(any(m in t.lower() for m in misses) for t in said)  # the stream's near misses are these
+    for phrase in ("hello earshot", "computer"):  # any phrase has some
+        others = D.near_misses(phrase, "heldout")
+        assert others and all(not contains_phrase(m, phrase) for m in others)
+
+
+def test_noise_bank_has_every_held_out_recipe_and_babble(D, cache):
+    need("espeak-ng")
+    bank = D.make_noise_bank("heldout", seed=0, size="quick", cache_dir=cache, progress=False)
+    assert len(bank) == len(D.NOISE_RECIPES["heldout"]) + 2
+    for x in bank:
+        assert x.dtype == np.int16 and len(x) == 4 * RATE and np.abs(x.astype(np.int32)).max() > 100
+
+
+def test_cache_hit_is_fast_and_identical(D, positives, cache):
     t = time.monotonic()
-    again = D.make_corpus(PHRASE, "train", "quick", seed=0, cache_dir=cache, progress=False)
+    again = D.positive_set(PHRASE, "heldout", 8, seed=0, cache_dir=cache, progress=False)
     assert time.monotonic() - t < 1.0
-    _same(again, corpora["train"])
-    assert list(cache.glob("corpus-hey-jarvis-train-quick-s0-*.npz"))
+    _same(again, positives)
+    assert list(cache.glob("positives-hey-jarvis-heldout-8-s0-*.npz"))
 
 
-def test_a_seed_fixes_everything(D, corpora, tmp_path):
-    rebuilt = D.make_corpus(PHRASE, "train", "quick", seed=0, cache_dir=tmp_path, progress=False)
-    _same(rebuilt, corpora["train"])  # built again from nothing, in other processes
-    other = D.make_corpus(PHRASE, "train", "quick", seed=1, cache_dir=tmp_path, progress=False)
-    assert [c.source for c in other] != [c.source for c in rebuilt]
+def test_a_seed_fixes_everything(D, positives, stream, tmp_path):
+    rebuilt = D.positive_set(PHRASE, "heldout", 8, seed=0, cache_dir=tmp_path, progress=False)
+    _same(rebuilt, positives)  # built again from nothing, in other processes
+    pcm, segs = D.negative_stream("heldout", 0.01, seed=0, cache_dir=tmp_path, progress=False, with_segments=True)
+    assert np.array_equal(pcm, stream[0]) and segs == stream[1]
+    other = D.negative_stream("heldout", 0.01, seed=1, cache_dir=tmp_path, progress=False, with_segments=True)
+    assert [s for _, _, s, _ in other[1]] != [s for _, _, s, _ in segs]
 
 
 def _same(a, b):
@@ -147,28 +108,19 @@ def _same(a, b):
         assert np.array_equal(x.pcm, y.pcm), x.source
 
 
-def test_positive_set_has_lead_in_and_half_a_second_after(D, cache):
-    need("espeak-ng")
-    clips = D.positive_set(PHRASE, "train", 6, seed=2, cache_dir=cache, progress=False)
-    assert len(clips) == 6 and all(c.label == 1 for c in clips)
-    for c in clips:
-        assert len(c.pcm) - c.end == RATE // 2
-        lead = np.nonzero(np.abs(c.pcm.astype(np.int32)) > 30)[0][0]
-        assert 0.85 * RATE < lead < 1.25 * RATE  # ~1 s, plus espeak's own short lead
-
-
-def test_negative_stream_is_exact_length_and_clean(D, cache):
-    need("espeak-ng")
-    from host_tools.wake.texts import contains_phrase
-
-    pcm, segs = D.negative_stream("heldout", 0.01, seed=0, cache_dir=cache, progress=False, with_segments=True)
-    assert pcm.dtype == np.int16 and len(pcm) == int(0.01 * 3600 * RATE)
-    assert segs and all(0 <= a < b <= len(pcm) for a, b, _, _ in segs)
-    assert all(segs[i][1] <= segs[i + 1][0] for i in range(len(segs) - 1))
-    assert all(not contains_phrase(t, PHRASE) for _, _, _, text in segs for t in text.split(" | "))
-    assert np.std(pcm[:400].astype(float)) > 0  # the noise floor: never digital silence
-    kinds = {s.split(":")[0] for _, _, s, _ in segs}
-    assert {"speech", "adversarial"} <= kinds
+def test_phrase_recording_puts_one_positive_at_the_start_of_each_slot(D, positives, cache, monkeypatch):
+    monkeypatch.setenv("EARSHOT_WAKE_CACHE", str(cache))  # the positives built above
+    slot = 4 * RATE
+    pcm, ends, clips = D.phrase_recording(PHRASE, 8, seed=0, slot_s=4.0)
+    assert pcm.dtype == np.int16 and len(pcm) == 8 * slot
+    _same(clips, positives)
+    x = pcm.astype(np.float64)
+    for k, (end, c) in enumerate(zip(ends, clips)):
+        at = int(round(end * RATE))
+        assert at == k * slot + c.end and len(c.pcm) < slot
+        speech = np.sqrt(np.mean(x[at - RATE // 4:at] ** 2))
+        room = np.std(x[k * slot + len(c.pcm):(k + 1) * slot])
+        assert speech > 3 * room and 6 < room < 10, (speech, room)  # the quiet room: white noise, RMS 8
 
 
 def test_augment_keeps_length_and_dtype_and_hits_the_snr(D):
@@ -207,18 +159,3 @@ def test_piper_voice_is_deterministic_when_installed(D):
     assert np.array_equal(a[0], b[0]) and a[1] == b[1]
     pcm, end = a
     assert 1600 + 0.3 * RATE < end < len(pcm) and pcm.dtype == np.int16
-
-
-def test_flite_voices_say_the_phrase_and_mark_its_end(D):
-    # The train split's second synthesiser: each voice's positive ends (by energy) after
-    # the phrase and before the carrier sentence that follows it.
-    need("flite")
-    rng = np.random.default_rng(4)
-    for voice in D.FLITE_VOICES:
-        job = D._flite_job(rng, "{p}, what time is it?", PHRASE, -20.0, 1600, 1600, None)
-        job["voice"] = voice
-        pcm, end = D._run_job(job)
-        assert pcm.dtype == np.int16 and 1600 + 0.4 * RATE < end < len(pcm) - 0.5 * RATE, (voice, end, len(pcm))
-        assert D.active_power(pcm[end + 1600:]) > 0  # the carrier sentence follows
-    assert D._use_flite("train", "full") and not D._use_flite("heldout", "full")
-    assert not D._use_flite("train", "quick")

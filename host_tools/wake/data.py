@@ -61,13 +61,6 @@ PHRASE = "hey jarvis"  # the project's wake phrase: the default where a phrase i
 # after training on espeak alone. Used when its wheels are installed, in "full" builds.
 PIPER_SPLIT = "heldout"
 PIPER_SHARE = 0.25  # share of held-out positives (and 20 % of held-out speech) spoken by Piper
-# flite's CMU ARCTIC voices (statistical parametric and diphone: other synthesisers than
-# espeak-ng's formant one, nearer to a human) speak a share of the TRAIN positives, near
-# misses and speech, so that no synthesiser's sound can itself mean "the phrase". Used
-# when the `flite` program is installed (apt-get install flite), in "full" builds.
-FLITE_SPLIT = "train"
-FLITE_VOICES = ("slt", "rms", "awb", "kal16")
-FLITE_SHARE = 0.3
 WORKERS = 2
 
 # Held-out voices: any pair with a held-out accent or a held-out variant. Train uses the
@@ -89,15 +82,8 @@ NOISE_RECIPES = {
 }
 MUSIC_RECIPES = {"train": ("chords", "arpeggio", "music"), "heldout": ("pluck", "bells", "band")}
 
-# Corpus sizes (clip counts). "full" train: 4000 positives (3.4 h with their carriers and
-# silences) and 3.6 h of negatives; held-out: 400 positives, 0.7 h of negatives.
-SIZES = {
-    "quick": {s: dict(pos=24, adv=10, speech=8, noise=4, babble=2) for s in T.SPLITS},
-    "full": {
-        "train": dict(pos=4000, adv=2000, speech=1600, noise=600, babble=400),
-        "heldout": dict(pos=400, adv=400, speech=300, noise=120, babble=80),
-    },
-}
+# Noise bank sizes: clips per noise recipe (babble: twice as many) and seconds per clip.
+NOISE_BANK_SIZES = {"quick": (1, 4.0), "full": (6, 8.0)}
 
 
 @dataclass
@@ -112,21 +98,6 @@ class Clip:
 
 # ---------------------------------------------------------------------------------------
 # Public API
-
-
-def make_corpus(phrase, split, size="full", seed=0, cache_dir=None, progress=True):
-    """Labelled clips for `split` ("train" or "heldout") of `size` ("quick" or "full").
-
-    Positives (label 1, `end` set) first, then near misses, general speech, household
-    noise/music and babble (label 0). Positives have 0.2-1.0 s of silence before the
-    speech and 0.2-0.6 s after it; negatives are whole utterances (about 1-8 s) or 1-3 s of
-    noise/babble. Levels vary (speech active level -32..-16 dBFS): augment() adds noise,
-    reverberation and gain. Cached: a second call with the same inputs loads the file."""
-    phrase = _check(phrase, split, size)
-    key = dict(what="corpus", phrase=phrase, split=split, size=size, seed=seed)
-    if _use_flite(split, size):
-        key["flite"] = FLITE_VOICES
-    return _cached(cache_dir, key, lambda: _build_corpus(phrase, split, size, seed, progress))[0]
 
 
 def positive_set(phrase, split, n, seed=0, cache_dir=None, progress=True):
@@ -148,8 +119,6 @@ def negative_stream(split, hours, seed=0, cache_dir=None, progress=True, phrase=
     with_segments=True returns (pcm, [(start, stop, source, text), ...]). Cached."""
     phrase = _check(phrase, split, "full")
     key = dict(what="stream", phrase=phrase, split=split, hours=float(hours), seed=seed)
-    if _use_flite(split, "full" if hours >= 0.25 else "quick"):
-        key["flite"] = FLITE_VOICES
     clips, x = _cached(cache_dir, key, lambda: _build_stream(phrase, split, float(hours), seed, progress))
     pcm = clips[0].pcm
     if not with_segments:
@@ -1088,33 +1057,6 @@ def _do_piper(job, piper):
     return x, end
 
 
-def _flite_say(voice, text, stretch, f0):
-    import subprocess
-    import tempfile
-    import wave
-
-    with tempfile.TemporaryDirectory(prefix="earshot-flite-") as tmp:
-        out = Path(tmp) / "say.wav"
-        subprocess.run(["flite", "-voice", voice, "--setf", f"duration_stretch={stretch}",
-                        "--setf", f"int_f0_target_mean={f0}", "-t", text, "-o", str(out)],
-                       check=True, capture_output=True, timeout=60)
-        with wave.open(str(out)) as w:
-            rate = w.getframerate()
-            x = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float64)
-    return _to16k(x, rate)
-
-
-def _do_flite(job):
-    # As _do_piper: the first sentence ends with the phrase (end by energy), then the rest.
-    a = _flite_say(job["voice"], job["first"], job["stretch"], job["f0"])
-    end = _speech_end(a) if job["positive"] else None
-    x = a[:end] if end is not None else a
-    if job.get("second"):
-        b = _flite_say(job["voice"], job["second"], job["stretch"], job["f0"])
-        x = np.concatenate([x, np.zeros(job["gap"]), b])
-    return x, end
-
-
 def _run_batch(batch):
     # In-process (tests, debugging): (kind, seed, jobs) -> [(pcm, end)].
     kind, seed, jobs = batch
@@ -1128,8 +1070,6 @@ def _run_job(job, piper=None):
         return _finish(*_do_espeak(job), job)
     if k == "pi":
         return _finish(*_do_piper(job, piper), job)
-    if k == "fl":
-        return _finish(*_do_flite(job), job)
     if k == "ba":
         return _do_babble(job)
     if k == "no":
@@ -1144,7 +1084,7 @@ def _job_weight(job):
     if job["k"] == "ba":
         return sum(_job_weight(p) for p in job["parts"]) + 0.5
     words_ = len(job.get("text", "").split()) or len((job.get("first", "") + " " + job.get("second", "")).split())
-    return (0.4 + 0.3 * words_) * {"pi": 20, "fl": 3}.get(job["k"], 1)
+    return (0.4 + 0.3 * words_) * (20 if job["k"] == "pi" else 1)
 
 
 class _Progress:
@@ -1298,10 +1238,8 @@ def _positive_ssml(template, phrase):
     return text, f"<speak>{body}</speak>"
 
 
-def _plan_positives(phrase, split, count, rng, lead, tail, cut=None, piper_share=0.0, templates=None,
-                    flite_share=0.0):
-    templates = templates or T.POSITIVE_TEMPLATES[split]
-    tcyc = _cycle(rng, templates)
+def _plan_positives(phrase, split, count, rng, lead, tail, cut=None, piper_share=0.0):
+    tcyc = _cycle(rng, T.POSITIVE_TEMPLATES[split])
     jobs, meta = [], []
     for _ in range(count):
         tpl = next(tcyc)
@@ -1312,10 +1250,6 @@ def _plan_positives(phrase, split, count, rng, lead, tail, cut=None, piper_share
         if r < piper_share:
             jobs.append(_piper_job(rng, tpl, phrase, level, ld, tl, cut))
             meta.append((1, _piper_source(jobs[-1]), text))
-            continue
-        if r < piper_share + flite_share:
-            jobs.append(_flite_job(rng, tpl, phrase, level, ld, tl, cut))
-            meta.append((1, _flite_source(jobs[-1]), text))
             continue
         label, name = _pick_voice(rng, split)
         p = _espeak_params(rng)
@@ -1339,24 +1273,11 @@ def _piper_job(rng, tpl, phrase, level, lead, tail, cut, positive=True):
                 level=level, lead=lead, tail=tail, cut=cut, text=(first + " " + second).strip())
 
 
-def _flite_job(rng, tpl, phrase, level, lead, tail, cut, positive=True):
-    job = _piper_job(rng, tpl, phrase, level, lead, tail, cut, positive)
-    del job["ls"], job["ns"], job["nw"]
-    job.update(k="fl", voice=FLITE_VOICES[int(rng.integers(len(FLITE_VOICES)))],
-               stretch=round(float(rng.uniform(0.8, 1.3)), 3), f0=int(rng.integers(85, 230)))
-    return job
-
-
-def _flite_source(job):
-    return f"flite:{job['voice']}:d{job['stretch']:.2f}:f{job['f0']}"
-
-
 def _piper_source(job):
     return f"piper:en_US-joe-medium:ls{job['ls']:.2f}:ns{job['ns']:.2f}:nw{job['nw']:.2f}"
 
 
-def _plan_speech(phrase, split, count, rng, texts, kind, lead=(0.1, 0.5), tail=(0.1, 0.5),
-                 piper_share=0.0, sentences_per=(1, 1), flite_share=0.0):
+def _plan_speech(phrase, split, count, rng, texts, kind, lead, tail, piper_share=0.0, sentences_per=(1, 1)):
     tcyc = _cycle(rng, texts)
     jobs, meta = [], []
     for _ in range(count):
@@ -1371,11 +1292,6 @@ def _plan_speech(phrase, split, count, rng, texts, kind, lead=(0.1, 0.5), tail=(
             job = _piper_job(rng, text, phrase, level, ld, tl, None, positive=False)
             jobs.append(job)
             meta.append((0, f"{kind}:{_piper_source(job)}", text))
-            continue
-        if r < piper_share + flite_share:
-            job = _flite_job(rng, text, phrase, level, ld, tl, None, positive=False)
-            jobs.append(job)
-            meta.append((0, f"{kind}:{_flite_source(job)}", text))
             continue
         label, name = _pick_voice(rng, split)
         p = _espeak_params(rng)
@@ -1450,41 +1366,6 @@ def _use_piper(split, size):
     return split == PIPER_SPLIT and size == "full" and piper_available()
 
 
-def flite_available():
-    import shutil
-
-    return shutil.which("flite") is not None and os.environ.get("EARSHOT_WAKE_FLITE", "1") != "0"
-
-
-def _use_flite(split, size):
-    return split == FLITE_SPLIT and size == "full" and flite_available()
-
-
-def _build_corpus(phrase, split, size, seed, progress):
-    n = SIZES[size][split]
-    rng = _rng(seed, "corpus", phrase, split, size)
-    share = PIPER_SHARE if _use_piper(split, size) else 0.0
-    fshare = FLITE_SHARE if _use_flite(split, size) else 0.0
-    texts = _speech_texts(split, size, phrase)
-    plans = [
-        _plan_positives(phrase, split, n["pos"], rng, lead=(0.2, 1.0), tail=(0.2, 0.6), piper_share=share,
-                        flite_share=fshare),
-    ]
-    adv = _adversarial_texts(phrase, split, rng, n["adv"])
-    aj, am = _plan_speech(phrase, split, len(adv), rng, adv, "adversarial", lead=(0.2, 0.8), tail=(0.2, 0.5),
-                          flite_share=fshare)
-    plans.append((aj, am))
-    plans.append(_plan_speech(phrase, split, n["speech"], rng, texts, "speech", piper_share=share * 0.8,
-                              flite_share=fshare))
-    plans.append(_plan_noise(split, n["noise"], rng))
-    plans.append(_plan_babble(phrase, split, n["babble"], rng, texts))
-    jobs = [j for js, _ in plans for j in js]
-    meta = [m for _, ms in plans for m in ms]
-    res = _run_jobs(jobs, f"wake data {split}/{size}", progress, seed)
-    return [Clip(r[0], lab, None if r[1] < 0 else int(r[1]), src, text)
-            for r, (lab, src, text) in zip(res, meta) if r is not None], {}
-
-
 def _build_positive_set(phrase, split, n, seed, progress):
     rng = _rng(seed, "positives", phrase, split, n)
     share = PIPER_SHARE if _use_piper(split, "full") else 0.0
@@ -1498,7 +1379,7 @@ def _build_positive_set(phrase, split, n, seed, progress):
 
 def _build_noise_bank(split, size, seed, progress):
     rng = _rng(seed, "noisebank", split, size)
-    per, secs = (6, 8.0) if size == "full" else (1, 4.0)
+    per, secs = NOISE_BANK_SIZES[size]
     recipes = NOISE_RECIPES[split]
     jobs, meta = _plan_noise(split, per * len(recipes), rng, seconds=(secs, secs), level=(-26, -26))
     texts = _speech_texts(split, size, PHRASE)
@@ -1512,7 +1393,6 @@ def _build_stream(phrase, split, hours, seed, progress):
     target = hours * 3600.0
     size = "full" if hours >= 0.25 else "quick"  # short test streams: built-in texts, no Piper
     share = PIPER_SHARE if _use_piper(split, size) else 0.0
-    fshare = FLITE_SHARE if _use_flite(split, size) else 0.0
     texts = _speech_texts(split, size, phrase)
     adv = _adversarial_texts(phrase, split, rng, max(10, int(target * 0.10 / 2.5)))
     plan_s = target * 1.08  # durations are estimated: plan a little more, cut at the end
@@ -1524,11 +1404,10 @@ def _build_stream(phrase, split, hours, seed, progress):
         kind = min(goal, key=lambda k: est[k] / goal[k])
         if kind == "speech":
             j, m = _plan_speech(phrase, split, 1, rng, texts, "speech", lead=(0, 0), tail=(0, 0),
-                                piper_share=share, sentences_per=(1, 4), flite_share=fshare)
+                                piper_share=share, sentences_per=(1, 4))
             dur = sum(len(x["text"].split()) for x in j) * 0.42 + 0.6 * len(j)
         elif kind == "adv":
-            j, m = _plan_speech(phrase, split, 1, rng, [next(adv_cyc)], "adversarial", lead=(0, 0), tail=(0, 0),
-                                flite_share=fshare)
+            j, m = _plan_speech(phrase, split, 1, rng, [next(adv_cyc)], "adversarial", lead=(0, 0), tail=(0, 0))
             dur = sum(len(x["text"].split()) for x in j) * 0.42 + 0.6
         elif kind == "babble":
             j, m = _plan_babble(phrase, split, 1, rng, texts, seconds=(5.0, 20.0), level=(-36, -18))
@@ -1580,8 +1459,8 @@ def _add_floor(out, split, rng, chunk=30 * RATE):
 def _check(phrase, split, size):
     if split not in T.SPLITS:
         raise ValueError(f"split must be one of {T.SPLITS}, not {split!r}")
-    if size not in SIZES:
-        raise ValueError(f"size must be one of {tuple(SIZES)}, not {size!r}")
+    if size not in NOISE_BANK_SIZES:
+        raise ValueError(f"size must be one of {tuple(NOISE_BANK_SIZES)}, not {size!r}")
     phrase = " ".join(T.words(phrase))
     if not phrase:
         raise ValueError("the wake phrase has no words")
