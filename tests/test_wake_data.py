@@ -45,7 +45,7 @@ def test_positives_say_the_phrase_with_a_lead_in_and_half_a_second_after(D, posi
         assert contains_phrase(c.text, PHRASE), c.text
         assert c.pcm.dtype == np.int16 and len(c.pcm) - c.end == RATE // 2
         m = re.match(r"espeak:([^:]+):", c.source)
-        assert m and m.group(1) in D.voices("heldout") or c.source.startswith("piper:"), c.source
+        assert m and m.group(1) in D.voices() or c.source.startswith("piper:"), c.source
         x = c.pcm.astype(np.float64)
         lead = np.nonzero(np.abs(x) > 30)[0][0]
         assert 0.85 * RATE < lead < 1.25 * RATE  # ~1 s, plus the voice's own short lead
@@ -66,22 +66,29 @@ def test_negative_stream_is_exact_length_and_never_says_the_phrase(D, stream):
 
 
 def test_near_misses_sound_like_the_phrase_but_are_not_it(D, stream):
-    misses = D.near_misses(PHRASE, "heldout")
+    misses = D.near_misses(PHRASE)
     assert misses and all(not contains_phrase(m, PHRASE) for m in misses)
     assert "hay jarvis" not in misses  # a homophone is the phrase itself
     said = [t for _, _, s, t in stream[1] if s.startswith("adversarial:")]
     assert said and all(any(m in t.lower() for m in misses) for t in said)  # the stream's near misses are these
     for phrase in ("hello earshot", "computer"):  # any phrase has some
-        others = D.near_misses(phrase, "heldout")
+        others = D.near_misses(phrase)
         assert others and all(not contains_phrase(m, phrase) for m in others)
 
 
 def test_noise_bank_has_every_held_out_recipe_and_babble(D, cache):
     need("espeak-ng")
     bank = D.make_noise_bank("heldout", seed=0, size="quick", cache_dir=cache, progress=False)
-    assert len(bank) == len(D.NOISE_RECIPES["heldout"]) + 2
+    assert len(bank) == len(D.NOISE_RECIPES) + 2
     for x in bank:
         assert x.dtype == np.int16 and len(x) == 4 * RATE and np.abs(x.astype(np.int32)).max() > 100
+
+
+def test_only_the_held_out_split_is_made(D):
+    for make in (lambda: D.positive_set(PHRASE, "train", 1), lambda: D.negative_stream("train", 0.01),
+                 lambda: D.make_noise_bank("train", size="quick")):
+        with pytest.raises(ValueError, match="heldout"):
+            make()
 
 
 def test_cache_hit_is_fast_and_identical(D, positives, cache):

@@ -56,16 +56,18 @@ from host_tools.wake import texts as T
 RATE = 16000
 DATA_VERSION = 3  # bump when generation changes: invalidates every cached corpus
 PHRASE = "hey jarvis"  # the project's wake phrase: the default where a phrase is optional
-# The one neural voice is kept for evaluation: it is the only natural-sounding speaker, so
-# held-out recall on it ("piper:" sources) is the best offline stand-in for a human voice
-# after training on espeak alone. Used when its wheels are installed, in "full" builds.
-PIPER_SPLIT = "heldout"
+# The only split made. Its name stays in every seed, cache key and progress label, so the
+# audio is what it was when a "train" split (for the removed trainer) existed beside it.
+SPLIT = "heldout"
+# The one neural voice: the only natural-sounding speaker, so recall on it ("piper:"
+# sources) is the best offline stand-in for a human voice. Used when its wheels are
+# installed, in "full" builds.
 PIPER_SHARE = 0.25  # share of held-out positives (and 20 % of held-out speech) spoken by Piper
 WORKERS = 2
 
-# Held-out voices: any pair with a held-out accent or a held-out variant. Train uses the
-# rest. Variants that this espeak-ng does not have are ignored; variants not named here
-# (e.g. from a newer espeak-ng) go to train.
+# The espeak-ng voices: every accent x variant pair with a held-out accent or a held-out
+# variant (the other pairs were the trainer's). Variants that this espeak-ng does not
+# have are ignored, as are variants not named here (e.g. from a newer espeak-ng).
 HELDOUT_ACCENTS = ("en-gb-scotland",)
 HELDOUT_VARIANTS = ("f4", "linda", "steph2", "Annie", "m6", "klatt3", "Andy", "david",
                     "iven2", "john", "robosoft3", "victor", "grandpa", "Gene2", "Lee", "zac")
@@ -74,13 +76,11 @@ HELDOUT_VARIANTS = ("f4", "linda", "steph2", "Annie", "m6", "klatt3", "Andy", "d
 # kept within 20-70 (a scan of every accent x variant at the extremes found no other crash).
 EXCLUDED_VARIANTS = ("fast", "Demonic")
 
-# Noise recipes per split (disjoint). "babble" (2-4 voices of the split talking at once)
-# and "tv" (babble over music of the split) use TTS and are handled apart.
-NOISE_RECIPES = {
-    "train": ("white", "pink", "brown", "hum50", "fan", "chords", "arpeggio", "drums", "music"),
-    "heldout": ("blue", "rain", "hum60buzz", "vacuum", "clatter", "pluck", "bells", "claps", "band"),
-}
-MUSIC_RECIPES = {"train": ("chords", "arpeggio", "music"), "heldout": ("pluck", "bells", "band")}
+# Noise recipes of the noise bank and the negative stream; MUSIC_RECIPES also play under
+# TV-like babble. "babble" (2-4 espeak voices talking at once) and "tv" use TTS and are
+# handled apart. noise() knows a few more (_RECIPES), for the bundled recordings.
+NOISE_RECIPES = ("blue", "rain", "hum60buzz", "vacuum", "clatter", "pluck", "bells", "claps", "band")
+MUSIC_RECIPES = ("pluck", "bells", "band")
 
 # Noise bank sizes: clips per noise recipe (babble: twice as many) and seconds per clip.
 NOISE_BANK_SIZES = {"quick": (1, 4.0), "full": (6, 8.0)}
@@ -223,24 +223,21 @@ def active_power(x, frame=400, floor_db=40.0):
     return float(e[e >= top * 10 ** (-floor_db / 10)].mean())
 
 
-def voices(split):
-    """The espeak-ng voices of `split` as "accent+variant" labels (accent alone = default
-    variant), sorted."""
-    return sorted(label for label, _ in _voice_table()[split])
+def voices():
+    """The espeak-ng voices as "accent+variant" labels (accent alone = default variant),
+    sorted."""
+    return sorted(label for label, _ in _voice_table())
 
 
-def near_misses(phrase, split=None):
-    """Near-miss phrases for `phrase` ({text: split} or, with split, a sorted list): hand-
-    picked ones plus generated ones (parts of the phrase, each word with its onset, vowel
-    or coda changed or cut short, real words that sound alike, words swapped or re-split).
-    None is the phrase, contains it, sounds exactly like it (espeak-ng phonemes) or differs
-    from it by one easily blurred phoneme ("hallo" for "hello", s/z, t/d ...). A
-    candidate is held out when every word it adds is a held-out word (1 in 5, by hash),
-    train when none is; candidates mixing the two are dropped. Words are disjoint."""
-    table = _near_misses(" ".join(T.words(phrase)))
-    if split is None:
-        return dict(table)
-    return sorted(t for t, s in table.items() if s == split)
+def near_misses(phrase):
+    """Near-miss phrases for `phrase`, sorted: hand-picked ones plus generated ones (parts
+    of the phrase, each word with its onset, vowel or coda changed or cut short, real words
+    that sound alike, words swapped or re-split). None is the phrase, contains it, sounds
+    exactly like it (espeak-ng phonemes) or differs from it by one easily blurred phoneme
+    ("hallo" for "hello", s/z, t/d ...). Each is held out: every word it adds to the
+    phrase's is a held-out word (1 in 5, by hash), or it adds none and is itself one of the
+    1 in 5."""
+    return list(_near_misses(" ".join(T.words(phrase))))
 
 
 def piper_available():
@@ -365,7 +362,7 @@ def _espeak():
 
 @lru_cache(maxsize=None)
 def _voice_table():
-    # {"train": [(label, espeak name)], "heldout": [...]} plus accent/variant lists.
+    # [(label, espeak name)], sorted.
     eng = _espeak()
     accents = []
     for label, name in (("en-us", "en-us"), ("en-gb", "en"), ("en-gb-scotland", "en-gb-scotland"),
@@ -379,30 +376,25 @@ def _voice_table():
     vdir = eng.data_path / "voices" / "!v" if eng.data_path else None
     variants = sorted(p.name for p in vdir.iterdir()) if vdir and vdir.is_dir() else []
     variants = [""] + [v for v in variants if re.fullmatch(r"[A-Za-z0-9_]+", v) and v not in EXCLUDED_VARIANTS]
-    table = {"train": [], "heldout": []}
+    table = []
     for alabel, aname in accents:
         for v in variants:
+            if alabel not in HELDOUT_ACCENTS and v not in HELDOUT_VARIANTS:
+                continue
             try:
                 eng.set_voice(aname + ("+" + v if v else ""))
             except EspeakError:
                 continue
-            split = "heldout" if alabel in HELDOUT_ACCENTS or v in HELDOUT_VARIANTS else "train"
-            label = alabel + ("+" + v if v else "")
-            table[split].append((label, aname + ("+" + v if v else "")))
-    if not table["train"] or not table["heldout"]:
-        raise EspeakError("espeak-ng lists too few English voices to make two disjoint splits")
-    for s in table:
-        table[s].sort()
-    table["_accents"] = accents
-    return table
+            table.append((alabel + ("+" + v if v else ""), aname + ("+" + v if v else "")))
+    if not table:
+        raise EspeakError("espeak-ng lists none of the held-out English voices")
+    return sorted(table)
 
 
-def _pick_voice(rng, split):
-    # Train: uniform over its pairs. Held-out: an accent first (all equally likely), then
-    # a variant allowed with it, so the held-out accent does not crowd out the others.
-    table = _voice_table()[split]
-    if split == "train":
-        return table[rng.integers(len(table))]
+def _pick_voice(rng):
+    # An accent first (all equally likely), then a variant allowed with it, so the
+    # held-out accent (all its variants) does not crowd out the others.
+    table = _voice_table()
     accents = sorted({label.split("+")[0] for label, _ in table})
     a = accents[rng.integers(len(accents))]
     options = [v for v in table if v[0].split("+")[0] == a]
@@ -511,12 +503,15 @@ def _too_close(ph, target):
     return frozenset((a, b)) in _CONFUSABLE
 
 
-def _word_side(phrase, w):
-    return "heldout" if T.stable_hash("near-miss word", phrase, w) % T.HELDOUT_SHARE == 0 else "train"
+def _held_out_word(phrase, w):
+    return T.stable_hash("near-miss word", phrase, w) % T.HELDOUT_SHARE == 0
 
 
 @lru_cache(maxsize=None)
 def _near_misses(phrase):
+    # -> tuple of held-out near misses. Candidates that are not held out (they were the
+    # trainer's) are still made and checked: one that sounds like a candidate taken before
+    # it is skipped, whichever side that one is on, so they keep the held-out list as it was.
     pw = T.words(phrase)
     vocab = sorted(set(T.COMMON_WORDS) | {w for s in T.EVERYDAY_SENTENCES for w in T.words(s)})
     eng = _espeak()
@@ -532,9 +527,9 @@ def _near_misses(phrase):
                 if j - i < len(pw):
                     cands.add(" ".join(pw[i:j]))
         cands.add(" ".join(reversed(pw)))
-        for side, k in (("train", 5), ("heldout", 3)):  # first and last word changed
-            firsts = [a for a in neigh[0] if _word_side(phrase, a) == side][:k]
-            lasts = [b for b in neigh[-1] if _word_side(phrase, b) == side][:k]
+        for held, k in ((False, 5), (True, 3)):  # first and last word changed
+            firsts = [a for a in neigh[0] if _held_out_word(phrase, a) == held][:k]
+            lasts = [b for b in neigh[-1] if _held_out_word(phrase, b) == held][:k]
             cands.update(" ".join([a] + pw[1:-1] + [b]) for a in firsts for b in lasts)
     for i, w in enumerate(pw):  # a word re-split: jarvis -> "jar is", "jar vis"
         m = _VOWEL_RUN.search(w)
@@ -546,7 +541,7 @@ def _near_misses(phrase):
                     cands.add(" ".join(pw[:i] + [w[:cut], second] + pw[i + 1:]))
             cands.add(" ".join(["a"] + [w[:cut], "is"]))
     phrase_words = set(pw)
-    out, seen = {}, set()
+    out, seen = [], set()
     for c in sorted(cands):
         c = " ".join(T.words(c))
         if not c or c == phrase or not is_clean_negative(c, phrase):
@@ -556,17 +551,18 @@ def _near_misses(phrase):
             continue  # sounds like one already taken ("high jarvis" = "hi jarvis")
         new = sorted(set(T.words(c)) - phrase_words)
         if new:
-            sides = {_word_side(phrase, w) for w in new}
+            sides = {_held_out_word(phrase, w) for w in new}
             if len(sides) > 1:
-                continue
-            out[c] = sides.pop()
+                continue  # adds held-out and other words
+            held = sides.pop()
         else:
-            out[c] = "heldout" if T.stable_hash("near-miss", phrase, c) % T.HELDOUT_SHARE == 0 else "train"
+            held = T.stable_hash("near-miss", phrase, c) % T.HELDOUT_SHARE == 0
         seen.add(ph)
-    for s in T.SPLITS:
-        if not any(v == s for v in out.values()):
-            raise ValueError(f"no {s} near misses for {phrase!r}")
-    return out
+        if held:
+            out.append(c)
+    if not out:
+        raise ValueError(f"no held-out near misses for {phrase!r}")
+    return tuple(sorted(out))
 
 
 # ---------------------------------------------------------------------------------------
@@ -945,12 +941,11 @@ def _r_band(n, rng):
 
 
 _RECIPES = {
-    "white": lambda n, rng: _shaped(n, rng, 0), "pink": lambda n, rng: _shaped(n, rng, -1),
-    "brown": lambda n, rng: _shaped(n, rng, -2), "blue": lambda n, rng: _shaped(n, rng, 1),
-    "hum50": _r_hum50, "hum60buzz": _r_hum60buzz, "fan": _r_fan, "vacuum": _r_vacuum,
-    "rain": _r_rain, "clatter": _r_clatter, "chords": _r_chords, "arpeggio": _r_arpeggio,
-    "drums": _r_drums, "music": _r_music, "pluck": _r_pluck, "bells": _r_bells,
+    "blue": lambda n, rng: _shaped(n, rng, 1), "rain": _r_rain, "hum60buzz": _r_hum60buzz,
+    "vacuum": _r_vacuum, "clatter": _r_clatter, "pluck": _r_pluck, "bells": _r_bells,
     "claps": _r_claps, "band": _r_band,
+    # the rooms of the bundled recordings (tests/data/make_wake_samples.py)
+    "white": lambda n, rng: _shaped(n, rng, 0), "fan": _r_fan, "hum50": _r_hum50, "music": _r_music,
 }
 
 
@@ -1238,8 +1233,8 @@ def _positive_ssml(template, phrase):
     return text, f"<speak>{body}</speak>"
 
 
-def _plan_positives(phrase, split, count, rng, lead, tail, cut=None, piper_share=0.0):
-    tcyc = _cycle(rng, T.POSITIVE_TEMPLATES[split])
+def _plan_positives(phrase, count, rng, lead, tail, cut=None, piper_share=0.0):
+    tcyc = _cycle(rng, T.POSITIVE_TEMPLATES)
     jobs, meta = [], []
     for _ in range(count):
         tpl = next(tcyc)
@@ -1251,7 +1246,7 @@ def _plan_positives(phrase, split, count, rng, lead, tail, cut=None, piper_share
             jobs.append(_piper_job(rng, tpl, phrase, level, ld, tl, cut))
             meta.append((1, _piper_source(jobs[-1]), text))
             continue
-        label, name = _pick_voice(rng, split)
+        label, name = _pick_voice(rng)
         p = _espeak_params(rng)
         jobs.append(_espeak_job(text, label, name, p, level, ld, tl, ssml=ssml, cut_after_end=cut))
         meta.append((1, _espeak_source(label, p), text))
@@ -1277,7 +1272,7 @@ def _piper_source(job):
     return f"piper:en_US-joe-medium:ls{job['ls']:.2f}:ns{job['ns']:.2f}:nw{job['nw']:.2f}"
 
 
-def _plan_speech(phrase, split, count, rng, texts, kind, lead, tail, piper_share=0.0, sentences_per=(1, 1)):
+def _plan_speech(phrase, count, rng, texts, kind, lead, tail, piper_share=0.0, sentences_per=(1, 1)):
     tcyc = _cycle(rng, texts)
     jobs, meta = [], []
     for _ in range(count):
@@ -1293,16 +1288,16 @@ def _plan_speech(phrase, split, count, rng, texts, kind, lead, tail, piper_share
             jobs.append(job)
             meta.append((0, f"{kind}:{_piper_source(job)}", text))
             continue
-        label, name = _pick_voice(rng, split)
+        label, name = _pick_voice(rng)
         p = _espeak_params(rng)
         jobs.append(_espeak_job(text, label, name, p, level, ld, tl))
         meta.append((0, f"{kind}:{_espeak_source(label, p)}", text))
     return jobs, meta
 
 
-def _adversarial_texts(phrase, split, rng, count):
-    misses = near_misses(phrase, split)
-    tpls = T.ADVERSARIAL_TEMPLATES[split]
+def _adversarial_texts(phrase, rng, count):
+    misses = near_misses(phrase)
+    tpls = T.ADVERSARIAL_TEMPLATES
     out = []
     mcyc, tcyc = _cycle(rng, misses), _cycle(rng, tpls)
     tries = 0
@@ -1314,20 +1309,19 @@ def _adversarial_texts(phrase, split, rng, count):
     return out
 
 
-def _plan_noise(split, count, rng, seconds=(1.0, 3.0), level=(-45, -18)):
-    recipes = NOISE_RECIPES[split]
-    rcyc = _cycle(rng, recipes)
+def _plan_noise(count, rng, seconds, level):
+    rcyc = _cycle(rng, NOISE_RECIPES)
     jobs, meta = [], []
     for _ in range(count):
         r = next(rcyc)
         jobs.append(dict(k="no", recipe=r, n=int(rng.uniform(*seconds) * RATE),
                          seed=int(rng.integers(2 ** 31)), level=float(rng.uniform(*level))))
-        kind = "music" if r in MUSIC_RECIPES[split] or r in ("drums", "claps") else "noise"
+        kind = "music" if r in MUSIC_RECIPES or r == "claps" else "noise"
         meta.append((0, f"{kind}:{r}", ""))
     return jobs, meta
 
 
-def _plan_babble(phrase, split, count, rng, texts, seconds=(1.0, 3.0), tv_share=0.4, level=(-38, -18)):
+def _plan_babble(phrase, count, rng, texts, seconds, level, tv_share=0.4):
     tcyc = _cycle(rng, texts)
     jobs, meta = [], []
     for _ in range(count):
@@ -1340,7 +1334,7 @@ def _plan_babble(phrase, split, count, rng, texts, seconds=(1.0, 3.0), tv_share=
                 text += " " + next(tcyc)
             if not is_clean_negative(text, phrase):
                 continue
-            label, name = _pick_voice(rng, split)
+            label, name = _pick_voice(rng)
             p = _espeak_params(rng)
             job = _espeak_job(text, label, name, p, float(rng.uniform(-6, 0)), 0, 0)
             at = int(rng.uniform(-1.5, max(0.2, n / RATE - 0.5)) * RATE)
@@ -1351,27 +1345,27 @@ def _plan_babble(phrase, split, count, rng, texts, seconds=(1.0, 3.0), tv_share=
         bed = None
         tv = rng.random() < tv_share
         if tv:
-            bed = dict(recipe=str(rng.choice(MUSIC_RECIPES[split])), seed=int(rng.integers(2 ** 31)),
+            bed = dict(recipe=str(rng.choice(MUSIC_RECIPES)), seed=int(rng.integers(2 ** 31)),
                        level=float(rng.uniform(-40, -28)))
         jobs.append(dict(k="ba", n=n, parts=parts, bed=bed, level=float(rng.uniform(*level))))
         meta.append((0, f"{'tv' if tv else 'babble'}:{len(parts)}:" + ",".join(labels), " | ".join(said)))
     return jobs, meta
 
 
-def _speech_texts(split, size, phrase):
-    return T.sentences(split, full=(size == "full"), phrase=phrase)
+def _speech_texts(size, phrase):
+    return T.sentences(full=(size == "full"), phrase=phrase)
 
 
-def _use_piper(split, size):
-    return split == PIPER_SPLIT and size == "full" and piper_available()
+def _use_piper(size):
+    return size == "full" and piper_available()
 
 
 def _build_positive_set(phrase, split, n, seed, progress):
     rng = _rng(seed, "positives", phrase, split, n)
-    share = PIPER_SHARE if _use_piper(split, "full") else 0.0
+    share = PIPER_SHARE if _use_piper("full") else 0.0
     # Templates whose phrase comes early, so that 0.5 s after the end is within speech or
     # silence of the same utterance: all of them qualify (the rest is cut).
-    jobs, meta = _plan_positives(phrase, split, n, rng, lead=(0.9, 1.1), tail=(0, 0),
+    jobs, meta = _plan_positives(phrase, n, rng, lead=(0.9, 1.1), tail=(0, 0),
                                  cut=int(0.5 * RATE), piper_share=share)
     res = _run_jobs(jobs, f"wake positives {split}", progress, seed)
     return [Clip(r[0], lab, int(r[1]), src, text) for r, (lab, src, text) in zip(res, meta) if r is not None], {}
@@ -1380,10 +1374,9 @@ def _build_positive_set(phrase, split, n, seed, progress):
 def _build_noise_bank(split, size, seed, progress):
     rng = _rng(seed, "noisebank", split, size)
     per, secs = NOISE_BANK_SIZES[size]
-    recipes = NOISE_RECIPES[split]
-    jobs, meta = _plan_noise(split, per * len(recipes), rng, seconds=(secs, secs), level=(-26, -26))
-    texts = _speech_texts(split, size, PHRASE)
-    bj, bm = _plan_babble(PHRASE, split, 2 * per, rng, texts, seconds=(secs, secs), level=(-26, -26))
+    jobs, meta = _plan_noise(per * len(NOISE_RECIPES), rng, seconds=(secs, secs), level=(-26, -26))
+    texts = _speech_texts(size, PHRASE)
+    bj, bm = _plan_babble(PHRASE, 2 * per, rng, texts, seconds=(secs, secs), level=(-26, -26))
     res = _run_jobs(jobs + bj, f"wake noise bank {split}", progress, seed)
     return [Clip(r[0], 0, None, src, text) for r, (_, src, text) in zip(res, meta + bm) if r is not None], {}
 
@@ -1392,9 +1385,9 @@ def _build_stream(phrase, split, hours, seed, progress):
     rng = _rng(seed, "stream", phrase, split, hours)
     target = hours * 3600.0
     size = "full" if hours >= 0.25 else "quick"  # short test streams: built-in texts, no Piper
-    share = PIPER_SHARE if _use_piper(split, size) else 0.0
-    texts = _speech_texts(split, size, phrase)
-    adv = _adversarial_texts(phrase, split, rng, max(10, int(target * 0.10 / 2.5)))
+    share = PIPER_SHARE if _use_piper(size) else 0.0
+    texts = _speech_texts(size, phrase)
+    adv = _adversarial_texts(phrase, rng, max(10, int(target * 0.10 / 2.5)))
     plan_s = target * 1.08  # durations are estimated: plan a little more, cut at the end
     est = {"speech": 0.0, "adv": 0.0, "babble": 0.0, "noise": 0.0}
     goal = {"speech": 0.50, "adv": 0.10, "babble": 0.15, "noise": 0.25}
@@ -1403,17 +1396,17 @@ def _build_stream(phrase, split, hours, seed, progress):
     while sum(est.values()) < plan_s:
         kind = min(goal, key=lambda k: est[k] / goal[k])
         if kind == "speech":
-            j, m = _plan_speech(phrase, split, 1, rng, texts, "speech", lead=(0, 0), tail=(0, 0),
+            j, m = _plan_speech(phrase, 1, rng, texts, "speech", lead=(0, 0), tail=(0, 0),
                                 piper_share=share, sentences_per=(1, 4))
             dur = sum(len(x["text"].split()) for x in j) * 0.42 + 0.6 * len(j)
         elif kind == "adv":
-            j, m = _plan_speech(phrase, split, 1, rng, [next(adv_cyc)], "adversarial", lead=(0, 0), tail=(0, 0))
+            j, m = _plan_speech(phrase, 1, rng, [next(adv_cyc)], "adversarial", lead=(0, 0), tail=(0, 0))
             dur = sum(len(x["text"].split()) for x in j) * 0.42 + 0.6
         elif kind == "babble":
-            j, m = _plan_babble(phrase, split, 1, rng, texts, seconds=(5.0, 20.0), level=(-36, -18))
+            j, m = _plan_babble(phrase, 1, rng, texts, seconds=(5.0, 20.0), level=(-36, -18))
             dur = sum(x["n"] for x in j) / RATE
         else:
-            j, m = _plan_noise(split, 1, rng, seconds=(2.0, 15.0), level=(-45, -20))
+            j, m = _plan_noise(1, rng, seconds=(2.0, 15.0), level=(-45, -20))
             dur = sum(x["n"] for x in j) / RATE
         est[kind] += max(dur, 0.5)  # (a rejected text still counts, so the loop ends)
         jobs += j
@@ -1434,7 +1427,7 @@ def _build_stream(phrase, split, hours, seed, progress):
         out[at:at + m] = pcm[:m]
         segs.append((at, at + m, src, text))
         at += m
-    _add_floor(out, split, rng)
+    _add_floor(out, rng)
     extra = dict(seg_start=np.array([s[0] for s in segs], dtype=np.int64),
                  seg_stop=np.array([s[1] for s in segs], dtype=np.int64),
                  seg_source=np.array([s[2] for s in segs], dtype=str),
@@ -1442,13 +1435,12 @@ def _build_stream(phrase, split, hours, seed, progress):
     return [Clip(out, 0, None, f"stream:{split}", "")], extra
 
 
-def _add_floor(out, split, rng, chunk=30 * RATE):
+def _add_floor(out, rng, chunk=30 * RATE):
     # A low noise floor (-66..-56 dBFS) over the whole stream, in place, chunk by chunk.
     level = float(rng.uniform(-66, -56))
-    recipe = "brown" if split == "train" else "blue"
     for s in range(0, len(out), chunk):
         seg = out[s:s + chunk]
-        fl = _set_level(_RECIPES[recipe](len(seg), rng), level) if len(seg) > 400 else np.zeros(len(seg))
+        fl = _set_level(_RECIPES["blue"](len(seg), rng), level) if len(seg) > 400 else np.zeros(len(seg))
         seg[:] = _to_int16(seg / 32768.0 + fl)
 
 
@@ -1457,8 +1449,8 @@ def _add_floor(out, split, rng, chunk=30 * RATE):
 
 
 def _check(phrase, split, size):
-    if split not in T.SPLITS:
-        raise ValueError(f"split must be one of {T.SPLITS}, not {split!r}")
+    if split != SPLIT:
+        raise ValueError(f"split must be {SPLIT!r} (the only one made), not {split!r}")
     if size not in NOISE_BANK_SIZES:
         raise ValueError(f"size must be one of {tuple(NOISE_BANK_SIZES)}, not {size!r}")
     phrase = " ".join(T.words(phrase))

@@ -1,7 +1,9 @@
-# Text material for the wake-word corpus (host_tools/wake/data.py): carrier templates for
-# positives, near-miss ("adversarial") phrases for any wake phrase, and plain English
-# sentences for general-speech negatives, each split deterministically into "train" and
-# "heldout" so that held-out text is never seen in training.
+# Text material for the held-out evaluation audio (host_tools/wake/data.py): carrier
+# templates for positives and for near misses ("adversarial" phrases), the vocabulary that
+# near misses of any wake phrase are made from, and plain English sentences for
+# general-speech negatives. The sentences are the 1 in HELDOUT_SHARE held out by a stable
+# hash; the templates were picked by hand. The rest was the removed trainer's and is gone,
+# except the words, which near misses are still searched among.
 #
 # Everything here is offline and deterministic: the general sentences are the built-in
 # everyday sentences below plus sentences harvested from the docstrings of the running
@@ -14,8 +16,7 @@ import sysconfig
 from functools import lru_cache
 from pathlib import Path
 
-SPLITS = ("train", "heldout")
-HELDOUT_SHARE = 5  # 1 in 5 of the sentences / near-miss groups is held out
+HELDOUT_SHARE = 5  # 1 in 5 of the sentences / near-miss words is held out
 
 
 def stable_hash(*parts):
@@ -24,10 +25,9 @@ def stable_hash(*parts):
     return int.from_bytes(h[:8], "big")
 
 
-def split_of(text, salt="text"):
-    # "heldout" for 1 in HELDOUT_SHARE texts (by a stable hash of the normalised words).
-    key = " ".join(words(text))
-    return "heldout" if stable_hash(salt, key) % HELDOUT_SHARE == 0 else "train"
+def held_out(text):
+    # True for 1 in HELDOUT_SHARE texts (by a stable hash of the normalised words).
+    return stable_hash("text", " ".join(words(text))) % HELDOUT_SHARE == 0
 
 
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
@@ -47,73 +47,34 @@ def contains_phrase(text, phrase):
 
 
 # ---------------------------------------------------------------------------------------
-# Positives: the phrase alone or inside a carrier sentence. "{p}" is the phrase. The split
-# of templates is by hand (train and held-out share none). A template ending the phrase
-# with a clause break (",", ".", "?") gives a pause after it; one going straight on does
-# not: both occur in real use.
+# Positives: the phrase alone or inside a carrier sentence. "{p}" is the phrase. A
+# template ending the phrase with a clause break (",", ".", "?") gives a pause after it;
+# one going straight on does not: both occur in real use.
 
-POSITIVE_TEMPLATES = {
-    "train": [
-        "{p}", "{p}", "{p}", "{p}!", "{p}.",
-        "{p}, what time is it?",
-        "{p}, turn on the lights.",
-        "{p} turn off the lights",
-        "okay {p}, play some music.",
-        "okay, {p}.",
-        "{p}, set a timer for ten minutes.",
-        "um, {p}, what's the weather like?",
-        "so {p} what's on my calendar today",
-        "{p} stop",
-        "{p}, turn up the volume.",
-        "hello {p}",
-        "{p}, are you there?",
-        "well {p}, good morning.",
-        "{p} what's the temperature in the living room",
-        "uh {p}",
-        "{p}, remind me to buy milk.",
-        "{p} pause",
-        "right, {p}, next song please.",
-        "{p}, how long until sunset?",
-    ],
-    "heldout": [
-        "{p}", "{p}", "{p}?",
-        "{p}, how hot is it outside?",
-        "{p} open the garage door",
-        "hmm, {p}.",
-        "right {p}, call mum.",
-        "{p}, what's the news today?",
-        "{p}, dim the kitchen lights to half.",
-        "excuse me {p}, what time is it in Tokyo?",
-        "oh {p} never mind",
-        "{p}, add eggs to the shopping list.",
-        "hey there, {p}, lock the front door.",
-        "{p} is it going to rain tomorrow",
-    ],
-}
+POSITIVE_TEMPLATES = [
+    "{p}", "{p}", "{p}?",
+    "{p}, how hot is it outside?",
+    "{p} open the garage door",
+    "hmm, {p}.",
+    "right {p}, call mum.",
+    "{p}, what's the news today?",
+    "{p}, dim the kitchen lights to half.",
+    "excuse me {p}, what time is it in Tokyo?",
+    "oh {p} never mind",
+    "{p}, add eggs to the shopping list.",
+    "hey there, {p}, lock the front door.",
+    "{p} is it going to rain tomorrow",
+]
 
 # Near misses are spoken alone or inside these. "{a}" is the near-miss phrase.
-ADVERSARIAL_TEMPLATES = {
-    "train": [
-        "{a}", "{a}", "{a}", "{a}!", "{a}?",
-        "{a}, what time is it?",
-        "I said {a} yesterday.",
-        "{a}, turn on the lights.",
-        "okay {a}.",
-        "did you hear {a} on the radio",
-        "{a} is what they called it",
-        "so {a}, how are you?",
-        "we went to see {a} last week",
-        "{a} and then nothing happened",
-    ],
-    "heldout": [
-        "{a}", "{a}.",
-        "{a}, how hot is it outside?",
-        "she told me {a} twice.",
-        "well, {a} again.",
-        "{a} was on television tonight",
-        "they kept saying {a} all day",
-    ],
-}
+ADVERSARIAL_TEMPLATES = [
+    "{a}", "{a}.",
+    "{a}, how hot is it outside?",
+    "she told me {a} twice.",
+    "well, {a} again.",
+    "{a} was on television tonight",
+    "they kept saying {a} all day",
+]
 
 # Hand-picked near misses per phrase, on top of the generated ones (data.near_misses).
 CURATED_NEAR_MISSES = {
@@ -222,7 +183,7 @@ nabu navy noble nobody macro micro microsoft minecraft croft crafty mycroft
 alex alexis alexa lexus alaska election elixir
 """.split()
 
-# Everyday sentences (household, TV, conversation, news). Split by hash like the
+# Everyday sentences (household, TV, conversation, news). Held out by hash like the
 # harvested ones.
 EVERYDAY_SENTENCES = """
 Could you pass me the salt, please?
@@ -376,13 +337,13 @@ The roof leaks whenever it rains heavily.
 """.strip().splitlines()
 
 
-def sentences(split, full=True, phrase=None):
-    # Sentences for general-speech negatives of `split`, sorted, none containing `phrase`.
-    # full=False: the everyday sentences only (quick corpora build in seconds).
+def sentences(full=True, phrase=None):
+    # The held-out sentences for general-speech negatives, sorted, none containing
+    # `phrase`. full=False: the everyday sentences only (short streams build in seconds).
     pool = list(EVERYDAY_SENTENCES)
     if full:
         pool += stdlib_sentences()
-    out = sorted({s for s in pool if split_of(s) == split})
+    out = sorted({s for s in pool if held_out(s)})
     if phrase:
         out = [s for s in out if not contains_phrase(s, phrase)]
     return out
@@ -434,5 +395,5 @@ def _doc_sentences(doc):
 
 
 def python_signature():
-    # What the harvested sentences depend on (part of the corpus cache key).
+    # What the harvested sentences depend on (part of the data cache key).
     return f"{sys.implementation.name}-{sys.version_info[0]}.{sys.version_info[1]}.{sys.version_info[2]}"
