@@ -1,0 +1,324 @@
+# Streaming int8 inference of a microWakeWord model (loaded by wakemodel.py), equal to
+# TFLite's reference kernels on every invocation.
+#   net = Net(model); net.feed(feats) -> True every `stride` feeds, with net.prob (0..255)
+# feats: the frontend's 40 uint16 values (array("H")), quantised here as pymicro-wakeword
+# does, but clamped: q = clamp(round(u * 0.0390625 / scale) + zero point, -128, 127),
+# in integers with the converter's constants.
+#
+# Every streaming tensor is a ring of its last frames (uint8 = int8 + 128); each op reads
+# the last K frames of one ring and writes one frame of another. Nothing is copied.
+# The arithmetic, per output channel (x, w int8; the zero point folded into the bias):
+#   acc = bias + sum w x          dense: sum (w + 128) u - 128 sum u   (u = x + 128)
+#                                 depthwise: sum ((w + 128) - 128) u
+#   y = RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc << l, M), r) + zp,
+#       clamped (ReLU: at zp)
+# SaturatingRoundingDoublingHighMul(a, M) = floor(a M / 2**31 + 1/2) is assembled from
+# 15-bit limbs (a = ah 2**15 + al, M = m2 2**30 + m1 2**15 + m0):
+#   t = ah m0 + al m1 + (al m0 >> 15);  floor(a M / 2**30) = a m2 + ah m1 + (t >> 15)
+# The converter checks |acc << l| < 2**29, so every term stays within 32 signed bits.
+# Words read back through ptr32 are stored non-negative (ESP32 loads sign-extend, the
+# 64-bit unix port's zero-extend): depthwise sums are kept + 2**29.
+#
+# Speed: viper keeps the first three locals in registers, so each kernel gets its hot
+# pointers and accumulator as its first three arguments; inner loops are unrolled with
+# constant offsets.
+import micropython
+from micropython import const
+
+# wakemodel.py's program layout
+_HEADER = const(16)
+_H_NOPS = const(0)
+_H_NBUF = const(1)
+_H_QMUL = const(3)
+_H_QADD = const(4)
+_H_QSHIFT = const(5)
+_H_QCAP = const(6)
+_H_TABLE = const(7)
+_H_OUTBUF = const(8)
+_H_WORDS = const(10)  # the program's length: CORR is the word after it, then the accumulators
+_B_BASE = const(0)
+_B_STRIDE = const(1)
+_B_FRAMES = const(2)
+_B_LAST = const(3)
+_B_LAST0 = const(4)
+_B_INIT = const(5)
+_BUF_WORDS = const(6)
+_O_SRC = const(1)
+_O_FRAMES = const(2)
+_O_C0 = const(3)
+_O_W = const(4)
+_O_COUT = const(5)
+_O_PAR = const(6)
+_O_DST = const(7)
+_O_DOFF = const(8)
+_O_ZP = const(9)
+_O_LO = const(10)
+_O_HI = const(11)
+_OP_WORDS = const(12)
+_FEATURES = const(40)
+_BIAS_OFFSET = const(0x1000000)
+_ACC0 = const(0x20000000)  # depthwise sums start here (kept non-negative)
+
+
+class Net:
+    def __init__(self, model):
+        # one Net per Model: it keeps its ring positions in the model's program words
+        self._ws = model.words
+        self._blob = model.blob
+        self._rings = bytearray(model.rings_bytes)
+        self._ops = model.ops_at
+        self._end = model.ops_at + _OP_WORDS * model.words[_H_NOPS]
+        self.stride = model.stride
+        self.reset()
+
+    def reset(self):
+        # streaming state back to the model's initial values
+        ws, rings, blob = self._ws, self._rings, self._blob
+        for b in range(_HEADER, _HEADER + _BUF_WORDS * ws[_H_NBUF], _BUF_WORDS):
+            base, size, init = ws[b + _B_BASE], ws[b + _B_STRIDE] * ws[b + _B_FRAMES], ws[b + _B_INIT]
+            if init < 256:
+                _fill(rings, base, size, init)
+            else:
+                rings[base:base + size] = blob[init - 256:init - 256 + size]
+            ws[b + _B_LAST] = ws[b + _B_LAST0]
+        self._n = 0
+        self.prob = 0
+
+    @micropython.native
+    def feed(self, feats):
+        # feats: array("H") of the frontend's 40 values. True when the model was invoked.
+        _quantise(self._ws, feats, self._rings)
+        self._n += 1
+        if self._n < self.stride:
+            return False
+        self._n = 0
+        ws, blob, rings = self._ws, self._blob, self._rings
+        _advance(ws)
+        rec = self._ops
+        while rec < self._end:
+            if ws[rec]:
+                _depthwise(blob, rings, ws, rec)
+            else:
+                _dense(blob, rings, rec, ws)
+            _requantise(blob, rings, ws, rec)
+            rec += _OP_WORDS
+        self.prob = _output(blob, rings, ws)
+        return True
+
+
+@micropython.viper
+def _fill(buf: ptr8, at: int, n: int, v: int):
+    i = at
+    while i < at + n:
+        buf[i] = v
+        i += 1
+
+
+@micropython.viper
+def _quantise(ws: ptr32, f: ptr16, rings: ptr8):
+    # the next slot of the input ring (ring 0) <- the 40 features, quantised
+    b = ptr32(uint(ws) + 4 * _HEADER)
+    last = b[_B_LAST] + 1
+    if last == b[_B_FRAMES]:
+        last = 0
+    b[_B_LAST] = last
+    q = ptr8(uint(rings) + b[_B_BASE] + last * b[_B_STRIDE])
+    mul = ws[_H_QMUL]
+    add = ws[_H_QADD]
+    sh = ws[_H_QSHIFT]
+    cap = ws[_H_QCAP]
+    i = 0
+    while i < _FEATURES:
+        u = f[i]
+        if u > cap:
+            u = cap
+        v = (u * mul + add) >> sh
+        if v > 255:
+            v = 255
+        q[i] = v
+        i += 1
+
+
+@micropython.viper
+def _advance(ws: ptr32):
+    # every ring but the input's moves on to the slot this invocation writes
+    b = ptr32(uint(ws) + 4 * (_HEADER + _BUF_WORDS))
+    end = uint(ws) + 4 * (_HEADER + _BUF_WORDS * ws[_H_NBUF])
+    while uint(b) < end:
+        last = b[_B_LAST] + 1
+        if last == b[_B_FRAMES]:
+            last = 0
+        b[_B_LAST] = last
+        b = ptr32(uint(b) + 4 * _BUF_WORDS)
+
+
+@micropython.viper
+def _dense(p: ptr8, q: ptr8, acc: int, ws: ptr32):
+    # p: the blob, q: the rings, acc: the op's word index. Accumulators (sum of uint8
+    # weight x uint8 input over the last K frames, all channels) -> scratch; 128 x the
+    # inputs' sum -> CORR. The window is one or two runs of whole frames (ring wrap).
+    r = ptr32(uint(ws) + 4 * acc)
+    b = ptr32(uint(ws) + 4 * r[_O_SRC])
+    stride = b[_B_STRIDE]
+    k = r[_O_FRAMES]
+    first = b[_B_LAST] - k + 1
+    if first < 0:
+        first += b[_B_FRAMES]
+    base = uint(q) + b[_B_BASE]
+    x1 = base + first * stride
+    row = k * stride
+    n1 = row
+    if first + k > b[_B_FRAMES]:
+        n1 = (b[_B_FRAMES] - first) * stride
+    n2 = row - n1
+    e1 = x1 + n1
+    e2 = base + n2
+    s = 0
+    q = ptr8(x1)
+    while uint(q) < e1:
+        s += q[0] + q[1] + q[2] + q[3]
+        q = ptr8(uint(q) + 4)
+    q = ptr8(base)
+    while uint(q) < e2:
+        s += q[0] + q[1] + q[2] + q[3]
+        q = ptr8(uint(q) + 4)
+    scr = uint(ws) + 4 * ws[_H_WORDS]
+    ptr32(scr)[0] = 128 * s
+    scr += 4
+    cout = r[_O_COUT]
+    w = uint(p) + r[_O_W]
+    f1 = x1 + (n1 & -16)
+    f2 = base + (n2 & -16)
+    o = 0
+    while o < cout:
+        p = ptr8(w)
+        q = ptr8(x1)
+        acc = 0
+        while uint(q) < f1:
+            acc += p[0] * q[0] + p[1] * q[1] + p[2] * q[2] + p[3] * q[3]
+            acc += p[4] * q[4] + p[5] * q[5] + p[6] * q[6] + p[7] * q[7]
+            acc += p[8] * q[8] + p[9] * q[9] + p[10] * q[10] + p[11] * q[11]
+            acc += p[12] * q[12] + p[13] * q[13] + p[14] * q[14] + p[15] * q[15]
+            p = ptr8(uint(p) + 16)
+            q = ptr8(uint(q) + 16)
+        while uint(q) < e1:
+            acc += p[0] * q[0] + p[1] * q[1] + p[2] * q[2] + p[3] * q[3]
+            p = ptr8(uint(p) + 4)
+            q = ptr8(uint(q) + 4)
+        q = ptr8(base)
+        while uint(q) < f2:
+            acc += p[0] * q[0] + p[1] * q[1] + p[2] * q[2] + p[3] * q[3]
+            acc += p[4] * q[4] + p[5] * q[5] + p[6] * q[6] + p[7] * q[7]
+            acc += p[8] * q[8] + p[9] * q[9] + p[10] * q[10] + p[11] * q[11]
+            acc += p[12] * q[12] + p[13] * q[13] + p[14] * q[14] + p[15] * q[15]
+            p = ptr8(uint(p) + 16)
+            q = ptr8(uint(q) + 16)
+        while uint(q) < e2:
+            acc += p[0] * q[0] + p[1] * q[1] + p[2] * q[2] + p[3] * q[3]
+            p = ptr8(uint(p) + 4)
+            q = ptr8(uint(q) + 4)
+        ptr32(scr)[o] = acc
+        w += row
+        o += 1
+
+
+@micropython.viper
+def _depthwise(p: ptr8, q: ptr8, a: ptr32, rec: int):
+    # p: the blob, q: the rings, a: the program words, rec: the op's word index.
+    # Accumulators (_ACC0 + sum of int8 weight x uint8 input over the last K frames of
+    # channels c0 ..) -> scratch, frame by frame; CORR = _ACC0.
+    ws = uint(a)
+    r = ptr32(ws + 4 * rec)
+    b = ptr32(ws + 4 * r[_O_SRC])
+    stride = b[_B_STRIDE]
+    frames = b[_B_FRAMES]
+    k = r[_O_FRAMES]
+    slot = b[_B_LAST] - k + 1
+    if slot < 0:
+        slot += frames
+    base = uint(q) + b[_B_BASE] + r[_O_C0]
+    cout = r[_O_COUT]
+    w = uint(p) + r[_O_W]
+    scr = ws + 4 * ptr32(ws)[_H_WORDS]
+    ptr32(scr)[0] = _ACC0
+    scr += 4
+    end = scr + 4 * cout
+    a = ptr32(scr)
+    while uint(a) < end:
+        a[0] = _ACC0
+        a = ptr32(uint(a) + 4)
+    f = 0
+    while f < k:
+        p = ptr8(w)
+        q = ptr8(base + slot * stride)
+        a = ptr32(scr)
+        while uint(a) < end:
+            a[0] = a[0] + (p[0] - 128) * q[0]
+            a[1] = a[1] + (p[1] - 128) * q[1]
+            a[2] = a[2] + (p[2] - 128) * q[2]
+            a[3] = a[3] + (p[3] - 128) * q[3]
+            a = ptr32(uint(a) + 16)
+            p = ptr8(uint(p) + 4)
+            q = ptr8(uint(q) + 4)
+        w += cout
+        slot += 1
+        if slot == frames:
+            slot = 0
+        f += 1
+
+
+@micropython.viper
+def _requantise(p: ptr8, q: ptr8, a: ptr32, rec: int):
+    # p: the blob, q: the rings, a: the program words, rec: the op's word index.
+    # Scratch accumulators - CORR + bias -> MultiplyByQuantizedMultiplier + zero point,
+    # clamped -> the op's output frame (uint8).
+    ws = uint(a)
+    r = ptr32(ws + 4 * rec)
+    d = ptr32(ws + 4 * r[_O_DST])
+    out = ptr8(uint(q) + d[_B_BASE] + d[_B_LAST] * d[_B_STRIDE] + r[_O_DOFF])
+    a = ptr32(ws + 4 * ptr32(ws)[_H_WORDS])
+    corr = a[0] + _BIAS_OFFSET
+    a = ptr32(uint(a) + 4)
+    par = ptr32(uint(p) + r[_O_PAR])
+    zp = r[_O_ZP]
+    lo = r[_O_LO]
+    hi = r[_O_HI]
+    cout = r[_O_COUT]
+    o = 0
+    while o < cout:
+        x = a[o] - corr + (par[1] >> 6)
+        sh = (par[1] & 63) - 32
+        if sh > 0:
+            x <<= sh
+            sh = 0
+        m = par[0]
+        ah = x >> 15
+        al = x & 0x7FFF
+        m0 = m & 0x7FFF
+        t = ah * m0 + al * ((m >> 15) & 0x7FFF) + ((al * m0) >> 15)
+        x = (x * (m >> 30) + ah * ((m >> 15) & 0x7FFF) + (t >> 15) + 1) >> 1
+        if sh:
+            sh = -sh
+            mask = (1 << sh) - 1
+            t = x & mask
+            m = mask >> 1
+            if x < 0:
+                m += 1
+            x >>= sh
+            if t > m:
+                x += 1
+        x += zp
+        if x < lo:
+            x = lo
+        elif x > hi:
+            x = hi
+        out[o] = x
+        par = ptr32(uint(par) + 8)
+        o += 1
+
+
+@micropython.viper
+def _output(p: ptr8, q: ptr8, ws: ptr32) -> int:
+    # the logistic table at the output ring's one value: the probability, uint8
+    b = ptr32(uint(ws) + 4 * ws[_H_OUTBUF])
+    return p[ws[_H_TABLE] + q[b[_B_BASE]]]
