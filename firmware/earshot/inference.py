@@ -10,12 +10,11 @@
 # The arithmetic, per output channel (x, w int8; the zero point folded into the bias):
 #   acc = bias + sum w x          dense: sum (w + 128) u - 128 sum u   (u = x + 128)
 #                                 depthwise: sum ((w + 128) - 128) u
-#   y = RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc << l, M), r) + zp,
-#       clamped (ReLU: at zp)
-# SaturatingRoundingDoublingHighMul(a, M) = floor(a M / 2**31 + 1/2) is assembled from
-# 15-bit limbs (a = ah 2**15 + al, M = m2 2**30 + m1 2**15 + m0):
-#   t = ah m0 + al m1 + (al m0 >> 15);  floor(a M / 2**30) = a m2 + ah m1 + (t >> 15)
-# The converter checks |acc << l| < 2**29, so every term stays within 32 signed bits.
+#   y = RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc, M), s) + zp, clamped
+#       (ReLU: at zp)
+# floor(acc M / 2**30) is assembled from 15-bit limbs (acc = ah 2**15 + al, M = 2**30 +
+# m1 2**15 + m0): acc + ah m1 + ((ah m0 + al m1 + (al m0 >> 15)) >> 15). The converter
+# checks |acc| < 2**29, so every term stays within 32 signed bits.
 # Words read back through ptr32 are stored non-negative (ESP32 loads sign-extend, the
 # 64-bit unix port's zero-extend): depthwise sums are kept + 2**29.
 #
@@ -56,7 +55,7 @@ _O_LO = const(10)
 _O_HI = const(11)
 _OP_WORDS = const(12)
 _FEATURES = const(40)
-_BIAS_OFFSET = const(0x1000000)
+_BIAS_OFFSET = const(0x1000000)  # biases are stored + this, << 5, | the right shift
 _ACC0 = const(0x20000000)  # depthwise sums start here (kept non-negative)
 
 
@@ -100,7 +99,7 @@ class Net:
                 _depthwise(blob, rings, ws, rec)
             else:
                 _dense(blob, rings, rec, ws)
-            _requantise(blob, rings, ws, rec)
+            _requantise(ws, rec, blob, rings)
             rec += _OP_WORDS
         self.prob = _output(blob, rings, ws)
         return True
@@ -195,26 +194,56 @@ def _dense(p: ptr8, q: ptr8, acc: int, ws: ptr32):
         q = ptr8(x1)
         acc = 0
         while uint(q) < f1:
-            acc += p[0] * q[0] + p[1] * q[1] + p[2] * q[2] + p[3] * q[3]
-            acc += p[4] * q[4] + p[5] * q[5] + p[6] * q[6] + p[7] * q[7]
-            acc += p[8] * q[8] + p[9] * q[9] + p[10] * q[10] + p[11] * q[11]
-            acc += p[12] * q[12] + p[13] * q[13] + p[14] * q[14] + p[15] * q[15]
+            acc = p[0] * q[0] + acc
+            acc = p[1] * q[1] + acc
+            acc = p[2] * q[2] + acc
+            acc = p[3] * q[3] + acc
+            acc = p[4] * q[4] + acc
+            acc = p[5] * q[5] + acc
+            acc = p[6] * q[6] + acc
+            acc = p[7] * q[7] + acc
+            acc = p[8] * q[8] + acc
+            acc = p[9] * q[9] + acc
+            acc = p[10] * q[10] + acc
+            acc = p[11] * q[11] + acc
+            acc = p[12] * q[12] + acc
+            acc = p[13] * q[13] + acc
+            acc = p[14] * q[14] + acc
+            acc = p[15] * q[15] + acc
             p = ptr8(uint(p) + 16)
             q = ptr8(uint(q) + 16)
         while uint(q) < e1:
-            acc += p[0] * q[0] + p[1] * q[1] + p[2] * q[2] + p[3] * q[3]
+            acc = p[0] * q[0] + acc
+            acc = p[1] * q[1] + acc
+            acc = p[2] * q[2] + acc
+            acc = p[3] * q[3] + acc
             p = ptr8(uint(p) + 4)
             q = ptr8(uint(q) + 4)
         q = ptr8(base)
         while uint(q) < f2:
-            acc += p[0] * q[0] + p[1] * q[1] + p[2] * q[2] + p[3] * q[3]
-            acc += p[4] * q[4] + p[5] * q[5] + p[6] * q[6] + p[7] * q[7]
-            acc += p[8] * q[8] + p[9] * q[9] + p[10] * q[10] + p[11] * q[11]
-            acc += p[12] * q[12] + p[13] * q[13] + p[14] * q[14] + p[15] * q[15]
+            acc = p[0] * q[0] + acc
+            acc = p[1] * q[1] + acc
+            acc = p[2] * q[2] + acc
+            acc = p[3] * q[3] + acc
+            acc = p[4] * q[4] + acc
+            acc = p[5] * q[5] + acc
+            acc = p[6] * q[6] + acc
+            acc = p[7] * q[7] + acc
+            acc = p[8] * q[8] + acc
+            acc = p[9] * q[9] + acc
+            acc = p[10] * q[10] + acc
+            acc = p[11] * q[11] + acc
+            acc = p[12] * q[12] + acc
+            acc = p[13] * q[13] + acc
+            acc = p[14] * q[14] + acc
+            acc = p[15] * q[15] + acc
             p = ptr8(uint(p) + 16)
             q = ptr8(uint(q) + 16)
         while uint(q) < e2:
-            acc += p[0] * q[0] + p[1] * q[1] + p[2] * q[2] + p[3] * q[3]
+            acc = p[0] * q[0] + acc
+            acc = p[1] * q[1] + acc
+            acc = p[2] * q[2] + acc
+            acc = p[3] * q[3] + acc
             p = ptr8(uint(p) + 4)
             q = ptr8(uint(q) + 4)
         ptr32(scr)[o] = acc
@@ -268,53 +297,52 @@ def _depthwise(p: ptr8, q: ptr8, a: ptr32, rec: int):
 
 
 @micropython.viper
-def _requantise(p: ptr8, q: ptr8, a: ptr32, rec: int):
-    # p: the blob, q: the rings, a: the program words, rec: the op's word index.
+def _requantise(a: ptr32, x: int, par: ptr32, q: ptr8):
+    # a: the program words, x: the op's word index, par: the blob, q: the rings.
     # Scratch accumulators - CORR + bias -> MultiplyByQuantizedMultiplier + zero point,
-    # clamped -> the op's output frame (uint8).
+    # clamped -> the op's output frame (uint8). With M = 2**30 + w and s the right shift,
+    # X = floor(acc M / 2**30) and MBQM = (X + 2**s + 1 - 2 [X < -1]) >> (s + 1): the two
+    # roundings of SaturatingRoundingDoublingHighMul and RoundingDivideByPOT in one shift.
     ws = uint(a)
-    r = ptr32(ws + 4 * rec)
+    r = ptr32(ws + 4 * x)
     d = ptr32(ws + 4 * r[_O_DST])
-    out = ptr8(uint(q) + d[_B_BASE] + d[_B_LAST] * d[_B_STRIDE] + r[_O_DOFF])
+    out = uint(q) + d[_B_BASE] + d[_B_LAST] * d[_B_STRIDE] + r[_O_DOFF]
     a = ptr32(ws + 4 * ptr32(ws)[_H_WORDS])
     corr = a[0] + _BIAS_OFFSET
     a = ptr32(uint(a) + 4)
-    par = ptr32(uint(p) + r[_O_PAR])
+    par = ptr32(uint(par) + r[_O_PAR])
     zp = r[_O_ZP]
     lo = r[_O_LO]
     hi = r[_O_HI]
-    cout = r[_O_COUT]
-    o = 0
-    while o < cout:
-        x = a[o] - corr + (par[1] >> 6)
-        sh = (par[1] & 63) - 32
-        if sh > 0:
-            x <<= sh
-            sh = 0
-        m = par[0]
-        ah = x >> 15
-        al = x & 0x7FFF
-        m0 = m & 0x7FFF
-        t = ah * m0 + al * ((m >> 15) & 0x7FFF) + ((al * m0) >> 15)
-        x = (x * (m >> 30) + ah * ((m >> 15) & 0x7FFF) + (t >> 15) + 1) >> 1
-        if sh:
-            sh = -sh
-            mask = (1 << sh) - 1
-            t = x & mask
-            m = mask >> 1
-            if x < 0:
-                m += 1
-            x >>= sh
-            if t > m:
-                x += 1
-        x += zp
-        if x < lo:
+    relu = -_ACC0  # with a ReLU (lo = zp), any acc <= 0 gives lo
+    if lo == zp:
+        relu = 0
+    end = uint(a) + 4 * r[_O_COUT]
+    while uint(a) < end:
+        x = a[0] + (par[1] >> 5) - corr
+        if x > relu:
+            w = par[0]
+            ah = x >> 15
+            al = x & 0x7FFF
+            m0 = w & 0x7FFF
+            w >>= 15
+            x += ah * w + ((ah * m0 + al * w + ((al * m0) >> 15)) >> 15)
+            s = par[1] & 31
+            w = 1 << s
+            x += w + 1
+            if x < w:
+                x -= 2
+            x = (x >> (s + 1)) + zp
+            if x < lo:
+                x = lo
+            elif x > hi:
+                x = hi
+        else:
             x = lo
-        elif x > hi:
-            x = hi
-        out[o] = x
+        ptr8(out)[0] = x
+        out += 1
+        a = ptr32(uint(a) + 4)
         par = ptr32(uint(par) + 8)
-        o += 1
 
 
 @micropython.viper

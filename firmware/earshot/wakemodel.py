@@ -19,8 +19,9 @@
 #           per-channel parameters, destination ring, its first channel, output zero point,
 #           clamp low and high (all + 128)
 #   last    bytes of ring state
-# Per-channel parameters, 2 words: the multiplier M (2**30 <= M < 2**31, or 0) and
-# ((bias + 2**24) << 6) | (shift + 32), the bias with the input zero point folded in.
+# Per-channel parameters, 2 words: M - 2**30 (TFLite's multiplier, 2**30 <= M < 2**31) and
+# ((bias + 2**24) << 5) | s (the right shift, 1..30), the bias with the input zero point
+# folded in.
 # The loader keeps the program in an int32 array with room after it for the runtime:
 # CORR (what the requantiser subtracts from every accumulator), then one accumulator per
 # output channel. One Net per Model: the Net keeps its ring positions there too.

@@ -52,8 +52,8 @@ H_NOPS, H_NBUF, H_STRIDE, H_QMUL, H_QADD, H_QSHIFT, H_QCAP, H_TABLE, H_OUTBUF, H
 BUF_WORDS = 6  # base (byte offset in the rings), stride (bytes per frame), frames, last, last0, init
 OP_WORDS = 12  # kind, src, frames, c0, weights, cout, params, dst, doff, zp, lo, hi
 KIND_DENSE, KIND_DW = 0, 1
-BIAS_OFFSET = 1 << 24  # params word 1: ((bias + BIAS_OFFSET) << 6) | (shift + 32)
-ACC_LIMIT = 1 << 29  # |accumulator << left shift| below this: the board's 15-bit limbs stay in 32 bits
+BIAS_OFFSET = 1 << 24  # params: M - 2**30, ((bias + BIAS_OFFSET) << 5) | right shift
+ACC_LIMIT = 1 << 29  # |accumulator| below this: the board's 15-bit limbs stay in 32 bits
 MAX_FRAMES_X_CHANNELS = 4096  # per op window: keeps every board sum below 2**28
 
 
@@ -720,16 +720,19 @@ def _pack(low):
         lo, hi = max(lo, -128), 127
         params = []
         for c in range(pad_out):
-            if c >= op.cout:
-                params += [0, ((0 + BIAS_OFFSET) << 6) | 32]
+            if c >= op.cout:  # padding: output = zero point
+                params += [0, (BIAS_OFFSET << 5) | 1]
                 continue
             m, shift = op.mults[c]
             b = int(op.bias[c] - (128 + op.q_in[1]) * wsum[c])
-            bound = (abs(int(op.bias[c])) + 255 * int(wabs[c])) << max(shift, 0)
-            if not -31 < shift <= 8 or bound >= ACC_LIMIT or not -BIAS_OFFSET <= b < BIAS_OFFSET:
+            bound = abs(int(op.bias[c])) + 255 * int(wabs[c])
+            if not -30 <= shift <= -1 or m < 1 << 30:
+                raise ConvertError(f"op {op.name}: channel {c} has an effective scale of 2**{shift} "
+                                   "(the runtime takes 2**-30 .. 0.5)")
+            if bound >= ACC_LIMIT or not -BIAS_OFFSET <= b < BIAS_OFFSET:
                 raise ConvertError(f"op {op.name}: channel {c} is out of the runtime's integer range "
-                                   f"(shift {shift}, accumulator bound {bound}, folded bias {b})")
-            params += [m, ((b + BIAS_OFFSET) << 6) | (shift + 32)]
+                                   f"(accumulator bound {bound}, folded bias {b})")
+            params += [m - (1 << 30), ((b + BIAS_OFFSET) << 5) | -shift]
         p_at = put(np.array(params, dtype="<i4").tobytes())
         kind = op.kind
         op_words += [kind, HEADER + BUF_WORDS * op.src.index, op.frames, op.c0, w_at, pad_out, p_at,
