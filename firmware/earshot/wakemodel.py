@@ -119,6 +119,8 @@ def load(path):
 
 def _parse(f, path):
     head = f.read(8)
+    if 4 <= len(head) < 8 and head[:4] == MAGIC:
+        raise ModelError("%s is truncated: header cut short" % path)
     if len(head) < 8 or head[:4] != MAGIC:
         if head[:3] == b"EWN" or head[:3] == b"EWW":
             raise ModelError("%s: model file version %s; this firmware reads %s (convert the model again)"
