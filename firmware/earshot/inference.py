@@ -86,7 +86,7 @@ class Net:
     @micropython.native
     def feed(self, feats):
         # feats: array("H") of the frontend's 40 values. True when the model was invoked.
-        _quantise(self._ws, feats, self._rings)
+        _quantise(feats, self._rings, 0, self._ws)
         self._n += 1
         if self._n < self.stride:
             return False
@@ -97,9 +97,9 @@ class Net:
         while rec < self._end:
             if ws[rec]:
                 _depthwise(blob, rings, ws, rec)
+                _requantise(ws, rec, blob, rings)
             else:
                 _dense(blob, rings, rec, ws)
-            _requantise(ws, rec, blob, rings)
             rec += _OP_WORDS
         self.prob = _output(blob, rings, ws)
         return True
@@ -114,28 +114,27 @@ def _fill(buf: ptr8, at: int, n: int, v: int):
 
 
 @micropython.viper
-def _quantise(ws: ptr32, f: ptr16, rings: ptr8):
-    # the next slot of the input ring (ring 0) <- the 40 features, quantised
+def _quantise(f: ptr16, q: ptr8, u: int, ws: ptr32):
+    # the next slot of the input ring (ring 0) <- the 40 features f, quantised
+    # (f: the features, q: the rings)
     b = ptr32(uint(ws) + 4 * _HEADER)
-    last = b[_B_LAST] + 1
-    if last == b[_B_FRAMES]:
-        last = 0
-    b[_B_LAST] = last
-    q = ptr8(uint(rings) + b[_B_BASE] + last * b[_B_STRIDE])
+    u = b[_B_LAST] + 1
+    if u == b[_B_FRAMES]:
+        u = 0
+    b[_B_LAST] = u
+    q = ptr8(uint(q) + b[_B_BASE] + u * b[_B_STRIDE])
     mul = ws[_H_QMUL]
     add = ws[_H_QADD]
     sh = ws[_H_QSHIFT]
     cap = ws[_H_QCAP]
-    i = 0
-    while i < _FEATURES:
-        u = f[i]
+    end = uint(q) + _FEATURES
+    while uint(q) < end:
+        u = f[0]
         if u > cap:
             u = cap
-        v = (u * mul + add) >> sh
-        if v > 255:
-            v = 255
-        q[i] = v
-        i += 1
+        q[0] = (u * mul + add) >> sh
+        q = ptr8(uint(q) + 1)
+        f = ptr16(uint(f) + 2)
 
 
 @micropython.viper
@@ -155,7 +154,8 @@ def _advance(ws: ptr32):
 def _dense(p: ptr8, q: ptr8, acc: int, ws: ptr32):
     # p: the blob, q: the rings, acc: the op's word index. Accumulators (sum of uint8
     # weight x uint8 input over the last K frames, all channels) -> scratch; 128 x the
-    # inputs' sum -> CORR. The window is one or two runs of whole frames (ring wrap).
+    # inputs' sum -> CORR. The window is one or two runs of whole frames (ring wrap),
+    # each a multiple of 4 bytes: 16 at a time, then 8 and 4.
     r = ptr32(uint(ws) + 4 * acc)
     b = ptr32(uint(ws) + 4 * r[_O_SRC])
     stride = b[_B_STRIDE]
@@ -163,6 +163,8 @@ def _dense(p: ptr8, q: ptr8, acc: int, ws: ptr32):
     first = b[_B_LAST] - k + 1
     if first < 0:
         first += b[_B_FRAMES]
+    d = ptr32(uint(ws) + 4 * r[_O_DST])
+    out = uint(q) + d[_B_BASE] + d[_B_LAST] * d[_B_STRIDE] + r[_O_DOFF]
     base = uint(q) + b[_B_BASE]
     x1 = base + first * stride
     row = k * stride
@@ -170,26 +172,30 @@ def _dense(p: ptr8, q: ptr8, acc: int, ws: ptr32):
     if first + k > b[_B_FRAMES]:
         n1 = (b[_B_FRAMES] - first) * stride
     n2 = row - n1
-    e1 = x1 + n1
-    e2 = base + n2
     s = 0
     q = ptr8(x1)
-    while uint(q) < e1:
+    while uint(q) < x1 + n1:
         s += q[0] + q[1] + q[2] + q[3]
         q = ptr8(uint(q) + 4)
     q = ptr8(base)
-    while uint(q) < e2:
+    while uint(q) < base + n2:
         s += q[0] + q[1] + q[2] + q[3]
         q = ptr8(uint(q) + 4)
-    scr = uint(ws) + 4 * ws[_H_WORDS]
-    ptr32(scr)[0] = 128 * s
-    scr += 4
-    cout = r[_O_COUT]
+    corr = 128 * s + _BIAS_OFFSET
+    par = uint(p) + r[_O_PAR]
+    zp = r[_O_ZP]
+    lo = r[_O_LO]
+    hi = r[_O_HI]
+    relu = -_ACC0  # with a ReLU (lo = zp), any acc <= 0 gives lo
+    if lo == zp:
+        relu = 0
     w = uint(p) + r[_O_W]
+    end = out + r[_O_COUT]
     f1 = x1 + (n1 & -16)
+    t1 = n1 & 12
     f2 = base + (n2 & -16)
-    o = 0
-    while o < cout:
+    t2 = n2 & 12
+    while out < end:
         p = ptr8(w)
         q = ptr8(x1)
         acc = 0
@@ -212,15 +218,7 @@ def _dense(p: ptr8, q: ptr8, acc: int, ws: ptr32):
             acc = p[15] * q[15] + acc
             p = ptr8(uint(p) + 16)
             q = ptr8(uint(q) + 16)
-        while uint(q) < e1:
-            acc = p[0] * q[0] + acc
-            acc = p[1] * q[1] + acc
-            acc = p[2] * q[2] + acc
-            acc = p[3] * q[3] + acc
-            p = ptr8(uint(p) + 4)
-            q = ptr8(uint(q) + 4)
-        q = ptr8(base)
-        while uint(q) < f2:
+        if t1 & 8:
             acc = p[0] * q[0] + acc
             acc = p[1] * q[1] + acc
             acc = p[2] * q[2] + acc
@@ -229,26 +227,71 @@ def _dense(p: ptr8, q: ptr8, acc: int, ws: ptr32):
             acc = p[5] * q[5] + acc
             acc = p[6] * q[6] + acc
             acc = p[7] * q[7] + acc
-            acc = p[8] * q[8] + acc
-            acc = p[9] * q[9] + acc
-            acc = p[10] * q[10] + acc
-            acc = p[11] * q[11] + acc
-            acc = p[12] * q[12] + acc
-            acc = p[13] * q[13] + acc
-            acc = p[14] * q[14] + acc
-            acc = p[15] * q[15] + acc
-            p = ptr8(uint(p) + 16)
-            q = ptr8(uint(q) + 16)
-        while uint(q) < e2:
+            p = ptr8(uint(p) + 8)
+            q = ptr8(uint(q) + 8)
+        if t1 & 4:
             acc = p[0] * q[0] + acc
             acc = p[1] * q[1] + acc
             acc = p[2] * q[2] + acc
             acc = p[3] * q[3] + acc
             p = ptr8(uint(p) + 4)
-            q = ptr8(uint(q) + 4)
-        ptr32(scr)[o] = acc
+        if n2:
+            q = ptr8(base)
+            while uint(q) < f2:
+                acc = p[0] * q[0] + acc
+                acc = p[1] * q[1] + acc
+                acc = p[2] * q[2] + acc
+                acc = p[3] * q[3] + acc
+                acc = p[4] * q[4] + acc
+                acc = p[5] * q[5] + acc
+                acc = p[6] * q[6] + acc
+                acc = p[7] * q[7] + acc
+                acc = p[8] * q[8] + acc
+                acc = p[9] * q[9] + acc
+                acc = p[10] * q[10] + acc
+                acc = p[11] * q[11] + acc
+                acc = p[12] * q[12] + acc
+                acc = p[13] * q[13] + acc
+                acc = p[14] * q[14] + acc
+                acc = p[15] * q[15] + acc
+                p = ptr8(uint(p) + 16)
+                q = ptr8(uint(q) + 16)
+            if t2 & 8:
+                acc = p[0] * q[0] + acc
+                acc = p[1] * q[1] + acc
+                acc = p[2] * q[2] + acc
+                acc = p[3] * q[3] + acc
+                acc = p[4] * q[4] + acc
+                acc = p[5] * q[5] + acc
+                acc = p[6] * q[6] + acc
+                acc = p[7] * q[7] + acc
+                p = ptr8(uint(p) + 8)
+                q = ptr8(uint(q) + 8)
+            if t2 & 4:
+                acc = p[0] * q[0] + acc
+                acc = p[1] * q[1] + acc
+                acc = p[2] * q[2] + acc
+                acc = p[3] * q[3] + acc
+        acc = acc + (ptr32(par)[1] >> 5) - corr
+        if acc > relu:  # as _requantise
+            m0 = ptr16(par)[0]
+            m1 = ptr16(par)[1]
+            al = acc & 0x7FFF
+            acc += (acc >> 15) * m1 + (((acc >> 15) * m0 + al * m1 + ((al * m0) >> 15)) >> 15)
+            if acc < -1:
+                acc -= 2
+            m0 = ptr32(par)[1] & 31
+            acc = ((acc + (1 << m0) + 1) >> (m0 + 1)) + zp
+            if acc < lo:
+                acc = lo
+            elif acc > hi:
+                acc = hi
+        else:
+            acc = lo
+        ptr8(out)[0] = acc
+        out += 1
+        par += 8
         w += row
-        o += 1
 
 
 @micropython.viper
@@ -281,11 +324,15 @@ def _depthwise(p: ptr8, q: ptr8, a: ptr32, rec: int):
         p = ptr8(w)
         q = ptr8(base + slot * stride)
         a = ptr32(scr)
-        while uint(a) < end:
-            a[0] = a[0] + (p[0] - 128) * q[0]
-            a[1] = a[1] + (p[1] - 128) * q[1]
-            a[2] = a[2] + (p[2] - 128) * q[2]
-            a[3] = a[3] + (p[3] - 128) * q[3]
+        while uint(a) < end:  # ReLU outputs (uint8 0) are often zero: skip those
+            if q[0]:
+                a[0] = a[0] + (p[0] - 128) * q[0]
+            if q[1]:
+                a[1] = a[1] + (p[1] - 128) * q[1]
+            if q[2]:
+                a[2] = a[2] + (p[2] - 128) * q[2]
+            if q[3]:
+                a[3] = a[3] + (p[3] - 128) * q[3]
             a = ptr32(uint(a) + 16)
             p = ptr8(uint(p) + 4)
             q = ptr8(uint(q) + 4)
@@ -321,18 +368,14 @@ def _requantise(a: ptr32, x: int, par: ptr32, q: ptr8):
     while uint(a) < end:
         x = a[0] + (par[1] >> 5) - corr
         if x > relu:
-            w = par[0]
-            ah = x >> 15
+            m0 = ptr16(par)[0]
+            m1 = ptr16(par)[1]
             al = x & 0x7FFF
-            m0 = w & 0x7FFF
-            w >>= 15
-            x += ah * w + ((ah * m0 + al * w + ((al * m0) >> 15)) >> 15)
-            s = par[1] & 31
-            w = 1 << s
-            x += w + 1
-            if x < w:
+            x += (x >> 15) * m1 + (((x >> 15) * m0 + al * m1 + ((al * m0) >> 15)) >> 15)
+            if x < -1:
                 x -= 2
-            x = (x >> (s + 1)) + zp
+            w = par[1] & 31
+            x = ((x + (1 << w) + 1) >> (w + 1)) + zp
             if x < lo:
                 x = lo
             elif x > hi:

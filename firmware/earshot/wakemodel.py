@@ -7,9 +7,9 @@
 # `program` int32 words, then `blob` bytes; adler32 of program + blob in the metadata.
 # The program (all words 0 <= w < 2**31: ptr32 loads read them the same on every port):
 #   header  16 words: ops, rings, stride (feature frames per invocation), the input
-#           quantiser (mul, add, shift, cap: q + 128 = min((min(u, cap) mul + add) >> shift,
-#           255)), the logistic table's offset in the blob, the output ring, the most
-#           channels of any op, the program's length in words
+#           quantiser (mul, add, shift, cap: q + 128 = (min(u, cap) mul + add) >> shift),
+#           the logistic table's offset in the blob, the output ring, the most channels
+#           of any op, the program's length in words
 #   rings   6 words each: byte offset in the ring state, bytes per frame (channels padded
 #           to 4), frames, the slot of the newest frame, its initial value, and the initial
 #           content (a byte value 0..255, or 256 + the blob offset of all the ring's bytes)
@@ -19,9 +19,9 @@
 #           per-channel parameters, destination ring, its first channel, output zero point,
 #           clamp low and high (all + 128)
 #   last    bytes of ring state
-# Per-channel parameters, 2 words: M - 2**30 (TFLite's multiplier, 2**30 <= M < 2**31) and
-# ((bias + 2**24) << 5) | s (the right shift, 1..30), the bias with the input zero point
-# folded in.
+# Per-channel parameters, 2 words: M - 2**30 (TFLite's multiplier, 2**30 <= M < 2**31) as
+# two uint16 15-bit limbs (low first), and ((bias + 2**24) << 5) | s (the right shift,
+# 1..30), the bias with the input zero point folded in.
 # The loader keeps the program in an int32 array with room after it for the runtime:
 # CORR (what the requantiser subtracts from every accumulator), then one accumulator per
 # output channel. One Net per Model: the Net keeps its ring positions there too.
@@ -81,9 +81,8 @@ class ModelError(Exception):
 
 class Model:
     # phrase, window (sliding window of probabilities), stride, cutoff(name); for the
-    # runtime: words (program + scratch, int32), blob (bytearray), ops_at, rings_bytes, meta
+    # runtime: words (program + scratch, int32), blob (bytearray), ops_at, rings_bytes
     def __init__(self, meta, words, blob):
-        self.meta = meta
         self.phrase = meta["phrase"]
         self.window = meta["window"]
         self.stride = words[H_STRIDE]
@@ -195,7 +194,8 @@ def _check_program(w, nw, nb, path):
         _bad(path, "program size does not match %d ops and %d rings" % (nops, nbuf))
     if not (1 <= w[H_STRIDE] <= 8 and 4 <= maxc <= _MAX_CHANNELS and w[H_TABLE] + 256 <= nb):
         _bad(path, "bad program header")
-    if w[H_QSHIFT] > 30 or w[H_QCAP] > 65535 or w[H_QCAP] * w[H_QMUL] + w[H_QADD] >= 1 << 30:
+    top = w[H_QCAP] * w[H_QMUL] + w[H_QADD]
+    if w[H_QSHIFT] > 30 or w[H_QCAP] > 65535 or top >= 1 << 30 or top >> w[H_QSHIFT] > 255:
         _bad(path, "input quantiser out of range")
     rings = w[nw - 1]
     for b in range(HEADER, HEADER + BUF_WORDS * nbuf, BUF_WORDS):

@@ -52,7 +52,7 @@ H_NOPS, H_NBUF, H_STRIDE, H_QMUL, H_QADD, H_QSHIFT, H_QCAP, H_TABLE, H_OUTBUF, H
 BUF_WORDS = 6  # base (byte offset in the rings), stride (bytes per frame), frames, last, last0, init
 OP_WORDS = 12  # kind, src, frames, c0, weights, cout, params, dst, doff, zp, lo, hi
 KIND_DENSE, KIND_DW = 0, 1
-BIAS_OFFSET = 1 << 24  # params: M - 2**30, ((bias + BIAS_OFFSET) << 5) | right shift
+BIAS_OFFSET = 1 << 24  # params: M - 2**30 as two 15-bit limbs, ((bias + BIAS_OFFSET) << 5) | right shift
 ACC_LIMIT = 1 << 29  # |accumulator| below this: the board's 15-bit limbs stay in 32 bits
 MAX_FRAMES_X_CHANNELS = 4096  # per op window: keeps every board sum below 2**28
 
@@ -117,7 +117,7 @@ def logistic_table(in_scale, in_zp, out_scale, out_zp, final_scale, final_zp):
 
 def input_quantizer(scale, zp):
     """Integer constants (mul, add, shift, cap) with
-        q + 128 = min((min(u, cap) * mul + add) >> shift, 255)
+        q + 128 = (min(u, cap) * mul + add) >> shift
     equal to the float formula clamp(round(u * FEATURE_STEP / scale) + zp, -128, 127) + 128
     for every uint16 u (checked here for all 65536)."""
     want = quantize_features(np.arange(65536), scale, zp).astype(np.int64) + 128
@@ -130,7 +130,7 @@ def input_quantizer(scale, zp):
         for add in sorted(range(base - 64, base + 65), key=lambda a: abs(a - base)):
             if add < 0 or cap * mul + add >= 1 << 30:
                 continue
-            got = np.minimum((np.minimum(np.arange(65536), cap) * mul + add) >> shift, 255)
+            got = (np.minimum(np.arange(65536), cap) * mul + add) >> shift
             if np.array_equal(got, want):
                 return mul, add, shift, cap
     raise ConvertError(f"no integer form of the input quantisation (scale {scale}, zero point {zp})")
@@ -732,7 +732,8 @@ def _pack(low):
             if bound >= ACC_LIMIT or not -BIAS_OFFSET <= b < BIAS_OFFSET:
                 raise ConvertError(f"op {op.name}: channel {c} is out of the runtime's integer range "
                                    f"(accumulator bound {bound}, folded bias {b})")
-            params += [m - (1 << 30), ((b + BIAS_OFFSET) << 5) | -shift]
+            mm = m - (1 << 30)
+            params += [(mm & 0x7FFF) | (mm >> 15) << 16, ((b + BIAS_OFFSET) << 5) | -shift]
         p_at = put(np.array(params, dtype="<i4").tobytes())
         kind = op.kind
         op_words += [kind, HEADER + BUF_WORDS * op.src.index, op.frames, op.c0, w_at, pad_out, p_at,
