@@ -164,7 +164,7 @@ base, stride, frames = ws[16], ws[17], ws[18]
 for at in range(0, 65536, 40):
     for i in range(40):
         feats[i] = min(at + i, 65535)
-    inference._quantise(ws, feats, rings)
+    inference._quantise(feats, rings, 0, ws)
     slot = base + ws[19] * stride
     for i in range(min(40, 65536 - at)):
         out[at + i] = rings[slot + i]
