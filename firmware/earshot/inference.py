@@ -152,10 +152,11 @@ def _advance(ws: ptr32):
 
 @micropython.viper
 def _dense(p: ptr8, q: ptr8, acc: int, ws: ptr32):
-    # p: the blob, q: the rings, acc: the op's word index. Accumulators (sum of uint8
-    # weight x uint8 input over the last K frames, all channels) -> scratch; 128 x the
-    # inputs' sum -> CORR. The window is one or two runs of whole frames (ring wrap),
-    # each a multiple of 4 bytes: 16 at a time, then 8 and 4.
+    # p: the blob, q: the rings, acc: the op's word index. Per output channel: the sum of
+    # uint8 weight x uint8 input over the last K frames, all channels, - 128 x the
+    # inputs' sum + bias, requantised (as _requantise) into the op's output frame. The
+    # window is one or two runs of whole frames (ring wrap), each a multiple of 4 bytes:
+    # 16 at a time, then 8 and 4.
     r = ptr32(uint(ws) + 4 * acc)
     b = ptr32(uint(ws) + 4 * r[_O_SRC])
     stride = b[_B_STRIDE]
@@ -172,13 +173,15 @@ def _dense(p: ptr8, q: ptr8, acc: int, ws: ptr32):
     if first + k > b[_B_FRAMES]:
         n1 = (b[_B_FRAMES] - first) * stride
     n2 = row - n1
+    e1 = x1 + n1
+    e2 = base + n2
     s = 0
     q = ptr8(x1)
-    while uint(q) < x1 + n1:
+    while uint(q) < e1:
         s += q[0] + q[1] + q[2] + q[3]
         q = ptr8(uint(q) + 4)
     q = ptr8(base)
-    while uint(q) < base + n2:
+    while uint(q) < e2:
         s += q[0] + q[1] + q[2] + q[3]
         q = ptr8(uint(q) + 4)
     corr = 128 * s + _BIAS_OFFSET
@@ -326,13 +329,13 @@ def _depthwise(p: ptr8, q: ptr8, a: ptr32, rec: int):
         a = ptr32(scr)
         while uint(a) < end:  # ReLU outputs (uint8 0) are often zero: skip those
             if q[0]:
-                a[0] = a[0] + (p[0] - 128) * q[0]
+                a[0] = (p[0] - 128) * q[0] + a[0]
             if q[1]:
-                a[1] = a[1] + (p[1] - 128) * q[1]
+                a[1] = (p[1] - 128) * q[1] + a[1]
             if q[2]:
-                a[2] = a[2] + (p[2] - 128) * q[2]
+                a[2] = (p[2] - 128) * q[2] + a[2]
             if q[3]:
-                a[3] = a[3] + (p[3] - 128) * q[3]
+                a[3] = (p[3] - 128) * q[3] + a[3]
             a = ptr32(uint(a) + 16)
             p = ptr8(uint(p) + 4)
             q = ptr8(uint(q) + 4)

@@ -21,7 +21,7 @@
 #   last    bytes of ring state
 # Per-channel parameters, 2 words: M - 2**30 (TFLite's multiplier, 2**30 <= M < 2**31) as
 # two uint16 15-bit limbs (low first), and ((bias + 2**24) << 5) | s (the right shift,
-# 1..30), the bias with the input zero point folded in.
+# 1..29), the bias with the input zero point folded in.
 # The loader keeps the program in an int32 array with room after it for the runtime:
 # CORR (what the requantiser subtracts from every accumulator), then one accumulator per
 # output channel. One Net per Model: the Net keeps its ring positions there too.

@@ -726,8 +726,8 @@ def _pack(low):
             m, shift = op.mults[c]
             b = int(op.bias[c] - (128 + op.q_in[1]) * wsum[c])
             bound = abs(int(op.bias[c])) + 255 * int(wabs[c])
-            if not -30 <= shift <= -1 or m < 1 << 30:
-                raise ConvertError(f"op {op.name}: channel {c} has an effective scale of 2**{shift} "
+            if not -29 <= shift <= -1 or m < 1 << 30:
+                raise ConvertError(f"op {op.name}: channel {c} has an effective scale of about 2**{shift} "
                                    "(the runtime takes 2**-30 .. 0.5)")
             if bound >= ACC_LIMIT or not -BIAS_OFFSET <= b < BIAS_OFFSET:
                 raise ConvertError(f"op {op.name}: channel {c} is out of the runtime's integer range "
@@ -756,10 +756,10 @@ def _pack(low):
 
 
 def _ram(words, blob, facts):
-    # bytes the board holds for this model: blob + program + ring state + the accumulator
-    # scratch, plus what MicroPython adds for each buffer object (measured: about 80 bytes
-    # in all for the Model and Net objects and their buffers' headers)
-    return len(blob) + 4 * len(words) + facts["rings_bytes"] + 4 * facts["max_channels"] + 200
+    # bytes the board holds for this model: blob + program (+ CORR and the accumulators) +
+    # ring state, plus about 600 for the Model and Net objects, the buffers' headers and
+    # the heap's 16-byte blocks (measured with gc.mem_alloc: host_tools/wake/inference_cost.py)
+    return len(blob) + 4 * (len(words) + 1 + facts["max_channels"]) + facts["rings_bytes"] + 600
 
 
 # --- sources, metadata, the file ------------------------------------------------------------
