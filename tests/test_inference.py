@@ -217,8 +217,8 @@ def test_converted_file_carries_the_metadata(tmp_path):
     assert meta["phrase"] == "Hey Jarvis" and meta["cutoff"] == int(0.97 * 255) == 247
     assert meta["window"] == 5 and meta["stride"] == 3
     assert meta["sensitivities"]["default"]["cutoff"] == 247
-    assert meta["sensitivities"]["low"] == {"cutoff": 247, "fa_per_hour": None, "frr": None, "measured": False}
-    assert meta["sensitivities"]["high"]["cutoff"] == 250 and meta["sensitivities"]["high"]["measured"]
+    assert meta["sensitivities"]["low"] == {"cutoff": 247, "fa_per_hour": None, "frr": None, "status": "unmeasured"}
+    assert meta["sensitivities"]["high"] == {"cutoff": 250, "fa_per_hour": 0.0, "frr": 0.1, "status": "measured"}
     assert meta["licence"].startswith("Apache-2.0; microWakeWord model by Kevin Ahrendt")
     assert len(meta["source"]["sha256"]) == 64 and meta["source"]["file"] == "hey_jarvis.tflite"
     assert meta["macs"] == 21630 and 25000 < meta["ram"] < 32768
@@ -230,6 +230,8 @@ print(m.phrase, m.window, m.stride, m.cutoff('low'), m.cutoff(), m.cutoff('high'
 """
     assert _mpy(INTERPRETERS[0], code, out).split() == ["Hey", "Jarvis", "5", "3", "247", "247", "250"]
     assert not list(tmp_path.glob("*.ewn.*"))  # no temp file left beside it
+    with pytest.raises(convert.ConvertError, match="cannot write"):
+        convert.convert(*convert.source_of("hey_jarvis"), tmp_path / "no" / "such" / "dir.ewn")
 
 
 def test_source_of_names_and_paths(tmp_path):

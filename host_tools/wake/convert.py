@@ -818,23 +818,24 @@ def _manifest(path):
 
 
 def _sensitivities(cutoff, given):
+    # {"low", "default", "high"} -> {"cutoff", "fa_per_hour", "frr", "status"}; a missing
+    # one is the model's own cutoff, "unmeasured"
+    given = given or {}
+    unknown = set(given) - set(SENSITIVITIES)
+    if unknown:
+        raise ConvertError(f"unknown sensitivity {sorted(unknown)[0]!r}; use {', '.join(SENSITIVITIES)}")
     out = {}
     for name in SENSITIVITIES:
-        s = (given or {}).get(name)
-        if name == "default" and s is None:
-            s = {"cutoff": cutoff, "fa_per_hour": None, "frr": None, "measured": False}
-        elif s is None:
-            s = {"cutoff": cutoff, "fa_per_hour": None, "frr": None, "measured": False}
-        else:
-            c = s.get("cutoff") if isinstance(s, dict) else None
-            if not isinstance(c, int) or not 0 <= c <= 255:
-                raise ConvertError(f"sensitivity {name} needs an integer cutoff 0..255, not {c!r}")
-            s = {"cutoff": c, "fa_per_hour": s.get("fa_per_hour"), "frr": s.get("frr"),
-                 "measured": s.get("fa_per_hour") is not None or s.get("frr") is not None}
-        out[name] = s
-    if given and set(given) - set(SENSITIVITIES):
-        raise ConvertError(f"unknown sensitivity {sorted(set(given) - set(SENSITIVITIES))[0]!r}; "
-                           f"use {', '.join(SENSITIVITIES)}")
+        s = given.get(name)
+        if s is None:
+            out[name] = {"cutoff": cutoff, "fa_per_hour": None, "frr": None, "status": "unmeasured"}
+            continue
+        c = s.get("cutoff") if isinstance(s, dict) else None
+        if not isinstance(c, int) or not 0 <= c <= 255:
+            raise ConvertError(f"sensitivity {name} needs an integer cutoff 0..255, not {c!r}")
+        measured = s.get("fa_per_hour") is not None or s.get("frr") is not None
+        out[name] = {"cutoff": c, "fa_per_hour": s.get("fa_per_hour"), "frr": s.get("frr"),
+                     "status": "measured" if measured else "unmeasured"}
     return out
 
 
@@ -879,16 +880,21 @@ def convert(tflite_path, manifest_path, out_path, sensitivities=None):
     "frr": y}}; missing ones are the model's own cutoff, unmeasured. Returns the metadata."""
     out, meta = build(tflite_path, manifest_path, sensitivities)
     out_path = Path(out_path)
-    fd, tmp = tempfile.mkstemp(prefix=out_path.name + ".", dir=out_path.parent or ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=out_path.name + ".", dir=out_path.parent or ".")
+    except OSError as e:
+        raise ConvertError(f"cannot write {out_path} ({e.strerror or e})")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(out)
         os.replace(tmp, out_path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError):
+            raise ConvertError(f"cannot write {out_path} ({e.strerror or e})")
         raise
     return meta
 
