@@ -318,6 +318,7 @@ def _depthwise(p: ptr8, q: ptr8, a: ptr32, rec: int):
     ptr32(scr)[0] = _ACC0
     scr += 4
     end = scr + 4 * cout
+    end8 = scr + 4 * (cout & -8)
     a = ptr32(scr)
     while uint(a) < end:
         a[0] = _ACC0
@@ -327,7 +328,7 @@ def _depthwise(p: ptr8, q: ptr8, a: ptr32, rec: int):
         p = ptr8(w)
         q = ptr8(base + slot * stride)
         a = ptr32(scr)
-        while uint(a) < end:  # ReLU outputs (uint8 0) are often zero: skip those
+        while uint(a) < end8:  # ReLU outputs (uint8 0) are often zero: skip those
             if q[0]:
                 a[0] = (p[0] - 128) * q[0] + a[0]
             if q[1]:
@@ -336,9 +337,26 @@ def _depthwise(p: ptr8, q: ptr8, a: ptr32, rec: int):
                 a[2] = (p[2] - 128) * q[2] + a[2]
             if q[3]:
                 a[3] = (p[3] - 128) * q[3] + a[3]
-            a = ptr32(uint(a) + 16)
-            p = ptr8(uint(p) + 4)
-            q = ptr8(uint(q) + 4)
+            if q[4]:
+                a[4] = (p[4] - 128) * q[4] + a[4]
+            if q[5]:
+                a[5] = (p[5] - 128) * q[5] + a[5]
+            if q[6]:
+                a[6] = (p[6] - 128) * q[6] + a[6]
+            if q[7]:
+                a[7] = (p[7] - 128) * q[7] + a[7]
+            a = ptr32(uint(a) + 32)
+            p = ptr8(uint(p) + 8)
+            q = ptr8(uint(q) + 8)
+        if cout & 4:
+            if q[0]:
+                a[0] = (p[0] - 128) * q[0] + a[0]
+            if q[1]:
+                a[1] = (p[1] - 128) * q[1] + a[1]
+            if q[2]:
+                a[2] = (p[2] - 128) * q[2] + a[2]
+            if q[3]:
+                a[3] = (p[3] - 128) * q[3] + a[3]
         w += cout
         slot += 1
         if slot == frames:
