@@ -13,9 +13,10 @@
 #   rings   6 words each: byte offset in the ring state, bytes per frame (channels padded
 #           to 4), frames, the slot of the newest frame, its initial value, and the initial
 #           content (a byte value 0..255, or 256 + the blob offset of all the ring's bytes)
-#   ops     12 words each: kind (0 dense, 1 depthwise), source ring, frames, first channel
-#           (depthwise), blob offset of the weights (uint8 = int8 + 128; dense [out][frames]
-#           [channels], depthwise [frames][channels]), output channels, blob offset of the
+#   ops     12 words each: kind (0 dense, 1 depthwise, 2 dense in column order), source
+#           ring, frames, first channel (depthwise), blob offset of the weights (uint8 =
+#           int8 + 128; dense [out][frames][channels], depthwise [frames][channels], column
+#           order [frames][channels][out]), output channels, blob offset of the
 #           per-channel parameters, destination ring, its first channel, output zero point,
 #           clamp low and high (all + 128)
 #   last    bytes of ring state
@@ -226,6 +227,8 @@ def _check_op(w, o, nbuf, maxc, nb, path):
     ok = 1 <= frames <= s[B_FRAMES] and 1 <= cout <= maxc and par % 4 == 0 and par + 8 * cout <= nb \
         and doff + cout <= d[B_STRIDE] and zp <= 255 and lo <= hi <= 255
     if kind == 0:
+        ok = ok and c0 == 0 and wt + cout * frames * s[B_STRIDE] <= nb
+    elif kind == 2:
         ok = ok and c0 == 0 and wt + cout * frames * s[B_STRIDE] <= nb
     elif kind == 1:
         ok = ok and cout % 4 == 0 and c0 % 4 == 0 and c0 + cout <= s[B_STRIDE] and wt + frames * cout <= nb

@@ -51,7 +51,7 @@ HEADER = 16
 H_NOPS, H_NBUF, H_STRIDE, H_QMUL, H_QADD, H_QSHIFT, H_QCAP, H_TABLE, H_OUTBUF, H_MAXC, H_WORDS = range(11)
 BUF_WORDS = 6  # base (byte offset in the rings), stride (bytes per frame), frames, last, last0, init
 OP_WORDS = 12  # kind, src, frames, c0, weights, cout, params, dst, doff, zp, lo, hi
-KIND_DENSE, KIND_DW = 0, 1
+KIND_DENSE, KIND_DW, KIND_SPARSE = 0, 1, 2  # sparse: dense over the features, in column order
 BIAS_OFFSET = 1 << 24  # params: M - 2**30 as two 15-bit limbs, ((bias + BIAS_OFFSET) << 5) | right shift
 ACC_LIMIT = 1 << 29  # |accumulator| below this: the board's 15-bit limbs stay in 32 bits
 MAX_FRAMES_X_CHANNELS = 4096  # per op window: keeps every board sum below 2**28
@@ -702,12 +702,17 @@ def _pack(low):
     op_words = []
     max_c = 4
     for op in low.ops:
-        pad_out = (op.cout + 3) // 4 * 4 if op.kind == KIND_DW else op.cout
+        kind = KIND_SPARSE if op.kind == KIND_DENSE and op.src.index == 0 else op.kind
+        pad_out = (op.cout + 3) // 4 * 4 if kind == KIND_DW else op.cout
         if op.kind == KIND_DENSE:
             w = np.zeros((op.cout, op.frames, op.src.stride), dtype=np.int64)
             w[:, :, :op.n] = op.weights
             wsum = op.weights.reshape(op.cout, -1).sum(axis=1)
             wabs = np.abs(op.weights).reshape(op.cout, -1).sum(axis=1)
+            if kind == KIND_SPARSE:  # [window byte][output]
+                wt = np.zeros((op.frames * op.src.stride, pad_out), dtype=np.int64)
+                wt[:, :op.cout] = w.reshape(op.cout, -1).T
+                w = wt
         else:
             w = np.zeros((op.frames, pad_out), dtype=np.int64)
             w[:, :op.n] = op.weights
@@ -735,7 +740,6 @@ def _pack(low):
             mm = m - (1 << 30)
             params += [(mm & 0x7FFF) | (mm >> 15) << 16, ((b + BIAS_OFFSET) << 5) | -shift]
         p_at = put(np.array(params, dtype="<i4").tobytes())
-        kind = op.kind
         op_words += [kind, HEADER + BUF_WORDS * op.src.index, op.frames, op.c0, w_at, pad_out, p_at,
                      HEADER + BUF_WORDS * op.dst.index, op.doff, op.q_out[1] + 128, lo + 128, hi + 128]
         max_c = max(max_c, pad_out)
