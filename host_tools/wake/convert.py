@@ -398,7 +398,7 @@ class _Lowering:
     def op_RESHAPE(self, i, ins, outs, op):
         v = self.vals.get(ins[0])
         shape_in, shape_out = self.g.shape(ins[0]), self.g.shape(outs[0])
-        if v is not None and v[0] == "input" if isinstance(v, tuple) else False:
+        if isinstance(v, tuple) and v[0] == "input":
             if shape_out != (1, self.stride, 1, FEATURES):
                 self.fail(i, f"input reshaped to {list(shape_out)}, not [1, {self.stride}, 1, {FEATURES}]")
             self.vals[outs[0]] = _New(self.stride, FEATURES, self.in_q, [("input", 0)])
