@@ -10,7 +10,10 @@
 #         with a K-frame kernel, the 1x1 CONV_2D with K = 1, FULLY_CONNECTED over a
 #         reshape of K frames); dw: out[c] = sum over the last K frames of channel c0 + c
 #         (DEPTHWISE_CONV_2D, one op per SPLIT_V group). Each writes one frame of its
-#         output ring, requantised as TFLite's reference kernels do.
+#         output ring, requantised as TFLite's reference kernels do. A dense op over the
+#         features is stored in column order (the board skips their many zeros).
+# FULLY_CONNECTED's multiplier is input scale x weight scale in float32, then divided in
+# double (TFLite's GetQuantizedConvolutionMultipler); the convolutions' are in double.
 # Everything the board should not compute is done here: per-channel (multiplier, shift)
 # with TFLite's QuantizeMultiplier in double, zero points folded into the biases, the
 # LOGISTIC + QUANTIZE pair as one 256-entry table, the input quantisation of the
