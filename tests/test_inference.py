@@ -174,6 +174,55 @@ def test_initial_state_other_than_zero_points(audio_features, tmp_path):
         assert np.array_equal(board[0], want) and np.array_equal(board[1], want)
 
 
+REQUANTISE = """
+import array, sys
+from earshot import inference
+cases = [int(v) for v in open(sys.argv[-1]).read().split()]
+n = len(cases) // 6  # acc, M, shift, zp, lo, hi (zp, lo, hi + 128)
+ws = array.array('i', bytes(4 * (60 + n)))
+ws[10] = 58  # the program's length: CORR at 58, the accumulators after it
+ws[16:22] = array.array('i', [0, 4, 1, 0, 0, 0])  # a one-frame ring of 4 bytes
+rings = bytearray(4)
+blob = bytearray(8)
+par = array.array('i', [0, 0])
+out = []
+for i in range(n):
+    acc, m, shift, zp, lo, hi = cases[6 * i:6 * i + 6]
+    par[0] = (m - (1 << 30)) & 0x7FFF | ((m - (1 << 30)) >> 15) << 16
+    par[1] = (0x1000000 << 5) | -shift  # bias 0
+    blob[:] = bytes(par)
+    ws[58] = 0x20000000
+    ws[59] = 0x20000000 + acc
+    ws[22:34] = array.array('i', [1, 16, 1, 0, 0, 1, 0, 16, 0, zp, lo, hi])
+    inference._requantise(ws, 22, blob, rings)
+    out.append(rings[0])
+print(' '.join(str(v) for v in out))
+"""
+
+
+@pytest.mark.parametrize("interpreter", INTERPRETERS, ids=lambda p: "32bit" if p != INTERPRETERS[0] else "unix")
+def test_requantisation_equals_multiply_by_quantized_multiplier(interpreter, tmp_path):
+    # TFLite's MultiplyByQuantizedMultiplier (the converter's exact Python), zero point and
+    # clamp, against the board's for accumulators across the whole range it accepts
+    rng = np.random.default_rng(7)
+    cases, want = [], []
+    for i in range(3000):
+        scale = 10 ** rng.uniform(-8.5, -0.31)
+        m, shift = convert.quantize_multiplier(scale)
+        if not -29 <= shift <= -1:
+            continue
+        acc = int(rng.integers(-(1 << 28), 1 << 28)) >> int(rng.integers(0, 28))
+        acc = [acc, 0, 1, -1, -2, 2, (1 << 29) - 1, 1 - (1 << 29)][i % 8] if i % 5 == 0 else acc
+        zp = int(rng.integers(-128, 128))
+        lo = zp if i % 2 else -128  # ReLU or none
+        cases += [acc, m, shift, zp + 128, lo + 128, 255]
+        want.append(min(127, max(lo, convert.multiply_by_quantized_multiplier(acc, m, shift) + zp)) + 128)
+    path = tmp_path / "cases.txt"
+    path.write_text(" ".join(map(str, cases)))
+    got = [int(v) for v in _mpy(interpreter, REQUANTISE, path).split()]
+    assert got == want
+
+
 def test_input_quantisation_equals_the_float_formula_for_every_uint16(tmp_path):
     # the board's integer form (run by the firmware) against clamp(round(u 0.0390625 / s) + zp)
     model = tmp_path / "m.ewn"
