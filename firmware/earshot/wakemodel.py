@@ -1,28 +1,79 @@
-# Loads a wake-word model file on the board and checks it fits this firmware.
+# Loads a wake-word model file on the board (host_tools/wake/convert.py writes it from a
+# microWakeWord v2 model) and checks it, so that inference.py can trust every offset.
+# Anything wrong raises ModelError with one line; the board then falls back to
+# push-to-talk.
 #
-# File: b"EWW1", u32 little-endian length n, n bytes of UTF-8 JSON metadata (padded with
-# spaces so the data starts 4-byte aligned), then the tensors at the byte offsets (from
-# the end of the JSON) that metadata["tensors"] lists. host_tools/wake/modelfile.py writes
-# the same format. Anything that does not fit raises ModelError with one clear line.
+# File: b"EWN1", u32 n, n bytes of JSON metadata (space-padded to a multiple of 4), then
+# `program` int32 words, then `blob` bytes; adler32 of program + blob in the metadata.
+# The program (all words 0 <= w < 2**31: ptr32 loads read them the same on every port):
+#   header  16 words: ops, rings, stride (feature frames per invocation), the input
+#           quantiser (mul, add, shift, cap: q + 128 = (min(u, cap) mul + add) >> shift),
+#           the logistic table's offset in the blob, the output ring, the most channels
+#           of any op, the program's length in words
+#   rings   6 words each: byte offset in the ring state, bytes per frame (channels padded
+#           to 4), frames, the slot of the newest frame, its initial value, and the initial
+#           content (a byte value 0..255, or 256 + the blob offset of all the ring's bytes)
+#   ops     12 words each: kind (0 dense, 1 depthwise, 2 dense in column order), source
+#           ring, frames, first channel (depthwise), blob offset of the weights (uint8 =
+#           int8 + 128; dense [out][frames][channels], depthwise [frames][channels], column
+#           order [frames][channels][out]), output channels, blob offset of the
+#           per-channel parameters, destination ring, its first channel, output zero point,
+#           clamp low and high (all + 128)
+#   last    bytes of ring state
+# Per-channel parameters, 2 words: M - 2**30 (TFLite's multiplier, 2**30 <= M < 2**31) as
+# two uint16 15-bit limbs (low first), and ((bias + 2**24) << 5) | s (the right shift,
+# 1..29), the bias with the input zero point folded in.
+# The loader keeps the program in an int32 array with room after it for the runtime:
+# CORR (what the requantiser subtracts from every accumulator), then one accumulator per
+# output channel. One Net per Model: the Net keeps its ring positions there too.
 import array
 import json
-import struct
 
 import micropython
 from micropython import const
 
-from earshot import features
-
-MAGIC = b"EWW1"
-_MAX_META = const(16384)
-_BIAS_LIMIT = const(0x4000000)  # |bias| < 2**26 keeps every accumulator within 2**30
-
-# The detector's fixed shape (detector.py); a model with another one is refused.
-ARCH = {"C1": 16, "T": 48, "H2": 32, "EVAL_EVERY": 2, "N_AVG": 1, "REFRACTORY": 50}
-# name, dtype, shape, in the order they are stored
-TENSORS = (("w1", "int8", [16, 32]), ("b1", "int32", [16]), ("w2", "int8", [32, 768]),
-           ("b2", "int32", [32]), ("w3", "int8", [32]), ("b3", "int32", [1]))
+MAGIC = b"EWN1"
+VERSION = 1
 SENSITIVITIES = ("low", "default", "high")
+
+_MAX_META = const(8192)
+_MAX_WORDS = const(4096)
+_MAX_BLOB = const(262144)
+_MAX_CHANNELS = const(1024)
+HEADER = const(16)
+H_NOPS = const(0)
+H_NBUF = const(1)
+H_STRIDE = const(2)
+H_QMUL = const(3)
+H_QADD = const(4)
+H_QSHIFT = const(5)
+H_QCAP = const(6)
+H_TABLE = const(7)
+H_OUTBUF = const(8)
+H_MAXC = const(9)
+H_WORDS = const(10)
+B_BASE = const(0)
+B_STRIDE = const(1)
+B_FRAMES = const(2)
+B_LAST = const(3)
+B_LAST0 = const(4)
+B_INIT = const(5)
+BUF_WORDS = const(6)
+O_KIND = const(0)
+O_SRC = const(1)
+O_FRAMES = const(2)
+O_C0 = const(3)
+O_W = const(4)
+O_COUT = const(5)
+O_PAR = const(6)
+O_DST = const(7)
+O_DOFF = const(8)
+O_ZP = const(9)
+O_LO = const(10)
+O_HI = const(11)
+OP_WORDS = const(12)
+FEATURES = const(40)
+EXTRA = const(1)  # CORR
 
 
 class ModelError(Exception):
@@ -30,24 +81,23 @@ class ModelError(Exception):
 
 
 class Model:
-    # The weights as the detector uses them: int8 tensors as bytearrays of w + 128 (viper
-    # loads bytes unsigned), W2 transposed to [768][32]; b3, b1[16], b2[32] in one int32
-    # array, each + BIAS (non-negative words read the same on every port); shifts s1..s3.
-    BIAS = 0x20000000
-
-    def __init__(self, meta, t):
-        self.phrase = meta.get("phrase", "")
-        arch = meta["arch"]
-        self.s1, self.s2, self.s3 = arch["s1"], arch["s2"], arch["s3"]
+    # phrase, window (sliding window of probabilities), stride, cutoff(name); for the
+    # runtime: words (program + scratch, int32), blob (bytearray), ops_at, rings_bytes
+    def __init__(self, meta, words, blob):
+        self.phrase = meta["phrase"]
+        self.window = meta["window"]
+        self.stride = words[H_STRIDE]
+        self.words = words
+        self.blob = blob
+        self.ops_at = HEADER + BUF_WORDS * words[H_NBUF]
+        self.rings_bytes = words[meta["program"] - 1]
         sens = meta["sensitivities"]
-        self.cutoffs = tuple(sens[k]["cutoff"] for k in SENSITIVITIES)
-        self.w1, self.w2, self.w3 = t["w1"], t["w2"], t["w3"]
-        self.bias = array.array("i", [b + self.BIAS for b in t["b3"] + t["b1"] + t["b2"]])
+        self._cutoffs = tuple(sens[k]["cutoff"] for k in SENSITIVITIES)
 
     def cutoff(self, name="default"):
         if name not in SENSITIVITIES:
             raise ModelError("no sensitivity %r; the model has %s" % (name, ", ".join(SENSITIVITIES)))
-        return self.cutoffs[SENSITIVITIES.index(name)]
+        return self._cutoffs[SENSITIVITIES.index(name)]
 
 
 def load(path):
@@ -60,7 +110,7 @@ def load(path):
     except ModelError:
         raise
     except MemoryError:
-        raise ModelError("%s: not enough RAM for the model (it needs about 26 KiB)" % path)
+        raise ModelError("%s: not enough RAM for the model" % path)
     except Exception as e:  # whatever a damaged file does, the caller gets one clear error
         raise ModelError("%s is damaged (%s: %s)" % (path, type(e).__name__, e))
     finally:
@@ -69,11 +119,16 @@ def load(path):
 
 def _parse(f, path):
     head = f.read(8)
+    if 4 <= len(head) < 8 and head[:4] == MAGIC:
+        raise ModelError("%s is truncated: header cut short" % path)
     if len(head) < 8 or head[:4] != MAGIC:
-        raise ModelError("%s is not an earshot wake-word model (no EWW1 header)" % path)
-    n = struct.unpack("<I", head[4:])[0]
-    if n > _MAX_META:
-        raise ModelError("%s: metadata of %d bytes is too large (corrupt file?)" % (path, n))
+        if head[:3] == b"EWN" or head[:3] == b"EWW":
+            raise ModelError("%s: model file version %s; this firmware reads %s (convert the model again)"
+                             % (path, head[:4].decode(), MAGIC.decode()))
+        raise ModelError("%s is not an earshot wake-word model (no %s header)" % (path, MAGIC.decode()))
+    n = int.from_bytes(head[4:8], "little")
+    if n > _MAX_META or (8 + n) % 4:
+        raise ModelError("%s: bad metadata length %d (corrupt file?)" % (path, n))
     raw = f.read(n)
     if len(raw) < n:
         raise ModelError("%s is truncated: metadata cut short" % path)
@@ -82,119 +137,131 @@ def _parse(f, path):
     except ValueError:
         raise ModelError("%s: metadata is not valid JSON (corrupt file?)" % path)
     del raw
+    _check_meta(meta, path)
+    nw, nb = meta["program"], meta["blob"]
+    words = _read_words(f, nw, path)
+    blob = bytearray(nb)
+    if f.readinto(blob) != nb:
+        raise ModelError("%s is truncated: weights cut short" % path)
+    if f.read(1):
+        raise ModelError("%s has data after the weights (corrupt file?)" % path)
+    if _adler(words, 4 * nw, blob, nb) != meta["adler32"]:
+        raise ModelError("%s is corrupted: checksum mismatch" % path)
+    _check_program(words, nw, nb, path)
+    words.extend(array.array("i", bytes(4 * (EXTRA + words[H_MAXC]))))
+    return Model(meta, words, blob)
+
+
+def _read_words(f, nw, path):
+    words = array.array("i", bytes(4 * nw))
+    if f.readinto(words) != 4 * nw:
+        raise ModelError("%s is truncated: program cut short" % path)
+    for i in range(nw):
+        if words[i] < 0:
+            raise ModelError("%s: program word %d is negative (corrupt file?)" % (path, i))
+    return words
+
+
+def _check_meta(meta, path):
     if not isinstance(meta, dict):
         raise ModelError("%s: metadata is not a JSON object" % path)
-    check_meta(meta, path)
-    return Model(meta, _tensors(f, meta["tensors"], path))
-
-
-def _section(meta, key, path):
-    v = meta.get(key)
-    if not isinstance(v, dict):
-        raise ModelError("%s: metadata has no %r object" % (path, key))
-    return v
-
-
-def check_meta(meta, path="model"):
-    feat = _section(meta, "feature", path)
-    for key, want in features.FEATURE.items():
-        if key not in feat:
-            raise ModelError("%s: the model lacks feature parameter %s (this firmware: %s)" % (path, key, want))
-        if feat[key] != want:
-            raise ModelError("%s: feature parameter %s is %s in the model but %s in this firmware; "
-                             "retrain the model (or update the firmware)" % (path, key, feat[key], want))
-    arch = _section(meta, "arch", path)
-    for key, want in ARCH.items():
-        if key not in arch:
-            raise ModelError("%s: the model lacks architecture parameter %s (this firmware: %s)"
-                             % (path, key, want))
-        if arch[key] != want:
-            raise ModelError("%s: architecture parameter %s is %s in the model but %s in this firmware"
-                             % (path, key, arch[key], want))
-    for key in ("s1", "s2", "s3"):
-        v = arch.get(key)
-        if not isinstance(v, int) or not 0 <= v <= 24:
-            raise ModelError("%s: shift %s must be an integer 0..24, not %s" % (path, key, v))
-    sens = _section(meta, "sensitivities", path)
+    if meta.get("format") != VERSION:
+        raise ModelError("%s: model format %s; this firmware reads %d (convert the model again)"
+                         % (path, meta.get("format"), VERSION))
+    for key, lo, hi in (("program", HEADER + 1, _MAX_WORDS), ("blob", 256, _MAX_BLOB), ("window", 1, 100),
+                        ("adler32", 0, 0xFFFFFFFF)):
+        v = meta.get(key)
+        if not isinstance(v, int) or not lo <= v <= hi:
+            raise ModelError("%s: metadata %s must be an integer %d..%d, not %r" % (path, key, lo, hi, v))
+    if not isinstance(meta.get("phrase"), str):
+        raise ModelError("%s: metadata has no phrase" % path)
+    sens = meta.get("sensitivities")
     for name in SENSITIVITIES:
-        s = sens.get(name)
+        s = sens.get(name) if isinstance(sens, dict) else None
         c = s.get("cutoff") if isinstance(s, dict) else None
         if not isinstance(c, int) or not 0 <= c <= 255:
-            raise ModelError("%s: sensitivity %s needs an integer cutoff 0..255, not %s" % (path, name, c))
-    listed = meta.get("tensors")
-    if not isinstance(listed, list) or len(listed) != len(TENSORS):
-        raise ModelError("%s: metadata must list the %d tensors %s" % (
-            path, len(TENSORS), " ".join(t[0] for t in TENSORS)))
-    for entry, (name, dtype, shape) in zip(listed, TENSORS):
-        if not isinstance(entry, dict):
-            raise ModelError("%s: tensor entry %r is not an object" % (path, entry))
-        got = (entry.get("name"), entry.get("dtype"), entry.get("shape"))
-        if got != (name, dtype, shape):
-            raise ModelError("%s: tensor %s should be %s %s, the model has %s %s %s" % (
-                path, name, dtype, shape, got[0], got[1], got[2]))
-        off = entry.get("offset")
-        if not isinstance(off, int) or off < 0 or off % 4:
-            raise ModelError("%s: tensor %s has a bad offset %s" % (path, name, off))
+            raise ModelError("%s: sensitivity %s needs an integer cutoff 0..255, not %r" % (path, name, c))
 
 
-def _size(dtype, shape):
-    n = 1
-    for d in shape:
-        n *= d
-    return n * (4 if dtype == "int32" else 1)
+def _bad(path, what):
+    raise ModelError("%s: %s (corrupt or unsupported model)" % (path, what))
 
 
-def _tensors(f, listed, path):
-    base = f.tell()
-    out = {}
-    for entry, (name, dtype, shape) in zip(listed, TENSORS):
-        size = _size(dtype, shape)
-        f.seek(base + entry["offset"])
-        if name == "w2":
-            out[name] = _read_transposed(f, shape[0], shape[1], path)
-            continue
-        buf = bytearray(size)
-        _read(f, buf, path, name)
-        if dtype == "int8":
-            _unsign(buf, size)
-            out[name] = buf
-        else:
-            vals = [struct.unpack_from("<i", buf, 4 * i)[0] for i in range(size // 4)]
-            for v in vals:
-                if not -_BIAS_LIMIT < v < _BIAS_LIMIT:
-                    raise ModelError("%s: bias %s in %s is out of range (|b| < 2**26)" % (path, v, name))
-            out[name] = vals
-    return out
+def _check_program(w, nw, nb, path):
+    # Every offset the runtime follows must stay inside its buffer.
+    nops, nbuf, maxc = w[H_NOPS], w[H_NBUF], w[H_MAXC]
+    if not (1 <= nops <= 64 and 2 <= nbuf <= 32 and nw == HEADER + BUF_WORDS * nbuf + OP_WORDS * nops + 1
+            and w[H_WORDS] == nw):
+        _bad(path, "program size does not match %d ops and %d rings" % (nops, nbuf))
+    if not (1 <= w[H_STRIDE] <= 8 and 4 <= maxc <= _MAX_CHANNELS and w[H_TABLE] + 256 <= nb):
+        _bad(path, "bad program header")
+    top = w[H_QCAP] * w[H_QMUL] + w[H_QADD]
+    if w[H_QSHIFT] > 30 or w[H_QCAP] > 65535 or top >= 1 << 30 or top >> w[H_QSHIFT] > 255:
+        _bad(path, "input quantiser out of range")
+    rings = w[nw - 1]
+    for b in range(HEADER, HEADER + BUF_WORDS * nbuf, BUF_WORDS):
+        base, stride, frames, last, last0, init = w[b:b + BUF_WORDS]
+        if stride < 4 or stride % 4 or frames < 1 or base % 4 or base + stride * frames > rings \
+                or last >= frames or last0 >= frames:
+            _bad(path, "ring %d out of bounds" % ((b - HEADER) // BUF_WORDS))
+        if init > 255 and (init - 256 + stride * frames > nb):
+            _bad(path, "ring %d's initial state out of bounds" % ((b - HEADER) // BUF_WORDS))
+    first = w[HEADER:HEADER + BUF_WORDS]
+    if first[B_STRIDE] < FEATURES or first[B_FRAMES] < w[H_STRIDE]:
+        _bad(path, "the input ring cannot take %d frames of %d features" % (w[H_STRIDE], FEATURES))
+    _ring_word(w, w[H_OUTBUF], nbuf, path)
+    for o in range(HEADER + BUF_WORDS * nbuf, nw - 1, OP_WORDS):
+        _check_op(w, o, nbuf, maxc, nb, path)
 
 
-def _read(f, buf, path, name):
-    got = f.readinto(buf)
-    if got != len(buf):
-        raise ModelError("%s is truncated: tensor %s is cut short" % (path, name))
+def _ring_word(w, at, nbuf, path):
+    if at < HEADER or at >= HEADER + BUF_WORDS * nbuf or (at - HEADER) % BUF_WORDS:
+        _bad(path, "an op or the output names no ring")
+    return w[at:at + BUF_WORDS]
 
 
-def _read_transposed(f, rows, cols, path):
-    # [rows][cols] int8 from the file -> [cols][rows] of w + 128, one row at a time
-    out = bytearray(rows * cols)
-    row = bytearray(cols)
-    for r in range(rows):
-        _read(f, row, path, "w2")
-        _scatter(out, row, r, rows, cols)
-    return out
+def _check_op(w, o, nbuf, maxc, nb, path):
+    kind, src, frames, c0, wt, cout, par, dst, doff, zp, lo, hi = w[o:o + OP_WORDS]
+    s = _ring_word(w, src, nbuf, path)
+    d = _ring_word(w, dst, nbuf, path)
+    ok = 1 <= frames <= s[B_FRAMES] and 1 <= cout <= maxc and par % 4 == 0 and par + 8 * cout <= nb \
+        and doff + cout <= d[B_STRIDE] and zp <= 255 and lo <= hi <= 255
+    if kind == 0:
+        ok = ok and c0 == 0 and wt + cout * frames * s[B_STRIDE] <= nb
+    elif kind == 2:
+        ok = ok and c0 == 0 and wt + cout * frames * s[B_STRIDE] <= nb
+    elif kind == 1:
+        ok = ok and cout % 4 == 0 and c0 % 4 == 0 and c0 + cout <= s[B_STRIDE] and wt + frames * cout <= nb
+    else:
+        ok = False
+    if not ok:
+        _bad(path, "op %d out of bounds" % ((o - HEADER - BUF_WORDS * nbuf) // OP_WORDS))
+
+
+def _adler(words, nw, blob, nb):
+    # zlib's adler32 of the program's bytes then the blob's, 2 KiB at a time (the viper
+    # sums stay below 2**30; the modulo is done here)
+    st = array.array("i", (1, 0))
+    for buf, n in ((words, nw), (blob, nb)):
+        at = 0
+        while at < n:
+            k = min(2048, n - at)
+            _adler_part(buf, at, k, st)
+            st[0] %= 65521
+            st[1] %= 65521
+            at += k
+    return (st[1] << 16) | st[0]
 
 
 @micropython.viper
-def _scatter(out: ptr8, row: ptr8, r: int, stride: int, n: int):
+def _adler_part(buf: ptr8, at: int, k: int, st: ptr32):
+    a = st[0]
+    b = st[1]
+    p = ptr8(uint(buf) + at)
     i = 0
-    while i < n:
-        out[r + stride * i] = row[i] ^ 0x80
+    while i < k:
+        a += p[i]
+        b += a
         i += 1
-
-
-@micropython.viper
-def _unsign(buf: ptr8, n: int):
-    # int8 two's complement -> w + 128, in place
-    i = 0
-    while i < n:
-        buf[i] = buf[i] ^ 0x80
-        i += 1
+    st[0] = a
+    st[1] = b
