@@ -11,7 +11,8 @@
 #   acc = bias + sum w x          dense: sum (w + 128) u - 128 sum u   (u = x + 128)
 #                                 depthwise: sum ((w + 128) - 128) u
 #   y = RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc, M), s) + zp, clamped
-#       (ReLU: at zp)
+#       (ReLU: at zp); FULLY_CONNECTED rounds once: floor(acc M / 2**(31 + s) + 1/2) + zp
+#       (what BUILTIN_REF does, measured: its two roundings differ on 2 of 2597 outputs)
 # floor(acc M / 2**30) is assembled from 15-bit limbs (acc = ah 2**15 + al, M = 2**30 +
 # m1 2**15 + m0): acc + ah m1 + ((ah m0 + al m1 + (al m0 >> 15)) >> 15). The converter
 # checks |acc| < 2**29, so every term stays within 32 signed bits.
@@ -57,6 +58,8 @@ _O_ZP = const(9)
 _O_LO = const(10)
 _O_HI = const(11)
 _OP_WORDS = const(12)
+_O_KIND = const(0)
+_ROUND_ONCE = const(16)  # in an op's kind: one rounding, floor(acc M / 2**(31 + s) + 1/2)
 _FEATURES = const(40)
 _BIAS_OFFSET = const(0x1000000)  # biases are stored + this, << 5, | the right shift
 _ACC0 = const(0x20000000)  # depthwise sums start here (kept non-negative)
@@ -98,7 +101,7 @@ class Net:
         _advance(ws)
         rec = self._ops
         while rec < self._end:
-            kind = ws[rec]
+            kind = ws[rec] & 15
             if kind == 0:
                 _dense(blob, rings, rec, ws)
             else:
@@ -199,6 +202,9 @@ def _dense(p: ptr8, q: ptr8, acc: int, ws: ptr32):
     relu = -_ACC0  # with a ReLU (lo = zp), any acc <= 0 gives lo
     if lo == zp:
         relu = 0
+    twice = 1  # 0: one rounding (_ROUND_ONCE)
+    if r[_O_KIND] & _ROUND_ONCE:
+        twice = 0
     w = uint(p) + r[_O_W]
     end = out + r[_O_COUT]
     f1 = x1 + (n1 & -16)
@@ -288,9 +294,9 @@ def _dense(p: ptr8, q: ptr8, acc: int, ws: ptr32):
             acc += (acc >> 15) * ptr16(par)[1] + (((acc >> 15) * ptr16(par)[0] + al * ptr16(par)[1]
                                                    + ((al * ptr16(par)[0]) >> 15)) >> 15)
             if acc < -1:
-                acc -= 2
+                acc -= twice << 1
             al = ptr32(par)[1] & 31
-            acc = ((acc + (1 << al) + 1) >> (al + 1)) + zp
+            acc = ((acc + (1 << al) + twice) >> (al + 1)) + zp
             if acc < lo:
                 acc = lo
             elif acc > hi:
@@ -451,6 +457,7 @@ def _requantise(a: ptr32, x: int, par: ptr32, q: ptr8):
     # clamped -> the op's output frame (uint8). With M = 2**30 + w and s the right shift,
     # X = floor(acc M / 2**30) and MBQM = (X + 2**s + 1 - 2 [X < -1]) >> (s + 1): the two
     # roundings of SaturatingRoundingDoublingHighMul and RoundingDivideByPOT in one shift.
+    # With _ROUND_ONCE (BUILTIN_REF's FULLY_CONNECTED): (X + 2**s) >> (s + 1).
     ws = uint(a)
     r = ptr32(ws + 4 * x)
     d = ptr32(ws + 4 * r[_O_DST])
@@ -465,6 +472,9 @@ def _requantise(a: ptr32, x: int, par: ptr32, q: ptr8):
     relu = -_ACC0  # with a ReLU (lo = zp), any acc <= 0 gives lo
     if lo == zp:
         relu = 0
+    twice = 1  # 0: one rounding (_ROUND_ONCE)
+    if r[_O_KIND] & _ROUND_ONCE:
+        twice = 0
     end = uint(a) + 4 * r[_O_COUT]
     while uint(a) < end:
         x = a[0] + (par[1] >> 5) - corr
@@ -473,9 +483,9 @@ def _requantise(a: ptr32, x: int, par: ptr32, q: ptr8):
             x += (x >> 15) * ptr16(par)[1] + (((x >> 15) * ptr16(par)[0] + al * ptr16(par)[1]
                                                + ((al * ptr16(par)[0]) >> 15)) >> 15)
             if x < -1:
-                x -= 2
+                x -= twice << 1
             w = par[1] & 31
-            x = ((x + (1 << w) + 1) >> (w + 1)) + zp
+            x = ((x + (1 << w) + twice) >> (w + 1)) + zp
             if x < lo:
                 x = lo
             elif x > hi:

@@ -13,7 +13,8 @@
 #   rings   6 words each: byte offset in the ring state, bytes per frame (channels padded
 #           to 4), frames, the slot of the newest frame, its initial value, and the initial
 #           content (a byte value 0..255, or 256 + the blob offset of all the ring's bytes)
-#   ops     12 words each: kind (0 dense, 1 depthwise, 2 dense in column order), source
+#   ops     12 words each: kind (0 dense, 1 depthwise, 2 dense in column order; + 16:
+#           requantise with one rounding, as BUILTIN_REF's FULLY_CONNECTED does), source
 #           ring, frames, first channel (depthwise), blob offset of the weights (uint8 =
 #           int8 + 128; dense [out][frames][channels], depthwise [frames][channels], column
 #           order [frames][channels][out]), output channels, blob offset of the
@@ -34,6 +35,7 @@ from micropython import const
 
 MAGIC = b"EWN1"
 VERSION = 1
+EXT = ".eww"  # a model named in settings without an extension is NAME.eww
 SENSITIVITIES = ("low", "default", "high")
 
 _MAX_META = const(8192)
@@ -74,6 +76,7 @@ O_HI = const(11)
 OP_WORDS = const(12)
 FEATURES = const(40)
 EXTRA = const(1)  # CORR
+ROUND_ONCE = const(16)  # kind flag: one rounding in the requantisation (FULLY_CONNECTED), not two
 
 
 class ModelError(Exception):
@@ -222,6 +225,7 @@ def _ring_word(w, at, nbuf, path):
 
 def _check_op(w, o, nbuf, maxc, nb, path):
     kind, src, frames, c0, wt, cout, par, dst, doff, zp, lo, hi = w[o:o + OP_WORDS]
+    kind &= ~ROUND_ONCE
     s = _ring_word(w, src, nbuf, path)
     d = _ring_word(w, dst, nbuf, path)
     ok = 1 <= frames <= s[B_FRAMES] and 1 <= cout <= maxc and par % 4 == 0 and par + 8 * cout <= nb \

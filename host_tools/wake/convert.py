@@ -27,12 +27,10 @@
 #   ... the blob: weights, per-channel parameters, tables, metadata["blob"] bytes
 # metadata["adler32"] is zlib.adler32 of program + blob. The program's words and the
 # board's layout are documented in firmware/earshot/wakemodel.py (the reader).
-import argparse
 import hashlib
 import json
 import math
 import os
-import sys
 import tempfile
 import zlib
 from pathlib import Path
@@ -55,6 +53,7 @@ H_NOPS, H_NBUF, H_STRIDE, H_QMUL, H_QADD, H_QSHIFT, H_QCAP, H_TABLE, H_OUTBUF, H
 BUF_WORDS = 6  # base (byte offset in the rings), stride (bytes per frame), frames, last, last0, init
 OP_WORDS = 12  # kind, src, frames, c0, weights, cout, params, dst, doff, zp, lo, hi
 KIND_DENSE, KIND_DW, KIND_SPARSE = 0, 1, 2  # sparse: dense over the features, in column order
+ROUND_ONCE = 16  # kind flag: requantise with one rounding (FULLY_CONNECTED in BUILTIN_REF), not two
 BIAS_OFFSET = 1 << 24  # params: M - 2**30 as two 15-bit limbs, ((bias + BIAS_OFFSET) << 5) | right shift
 ACC_LIMIT = 1 << 29  # |accumulator| below this: the board's 15-bit limbs stay in 32 bits
 MAX_FRAMES_X_CHANNELS = 4096  # per op window: keeps every board sum below 2**28
@@ -238,6 +237,7 @@ class _Ring:
 class _Op:
     def __init__(self, kind, src, frames, c0, n, weights, bias, mults, q_in, q_out, act, name):
         self.kind, self.src, self.frames, self.c0, self.n = kind, src, frames, c0, n
+        self.round_once = False
         self.weights, self.bias, self.mults = weights, bias, mults
         self.q_in, self.q_out, self.act, self.name = q_in, q_out, act, name
         self.dst = None
@@ -602,6 +602,7 @@ class _Lowering:
                     self.bias_of(i, ins[2] if len(ins) > 2 else -1, cout), [m] * cout, q_in, q_out,
                     self.activation(i, o.FusedActivationFunction()), outs[0])
         self.fc = self.ops[-1]
+        self.fc.round_once = True  # BUILTIN_REF's int8 FULLY_CONNECTED rounds once (measured), CONV twice
 
     def add_op(self, i, kind, view, w, bias, mults, q_in, q_out, act, t_out):
         name = self.g.ops[i][0]
@@ -743,7 +744,7 @@ def _pack(low):
             mm = m - (1 << 30)
             params += [(mm & 0x7FFF) | (mm >> 15) << 16, ((b + BIAS_OFFSET) << 5) | -shift]
         p_at = put(np.array(params, dtype="<i4").tobytes())
-        op_words += [kind, HEADER + BUF_WORDS * op.src.index, op.frames, op.c0, w_at, pad_out, p_at,
+        op_words += [kind | (ROUND_ONCE if op.round_once else 0), HEADER + BUF_WORDS * op.src.index, op.frames, op.c0, w_at, pad_out, p_at,
                      HEADER + BUF_WORDS * op.dst.index, op.doff, op.q_out[1] + 128, lo + 128, hi + 128]
         max_c = max(max_c, pad_out)
     table_at = put(low.table)
@@ -906,22 +907,16 @@ def convert(tflite_path, manifest_path, out_path, sensitivities=None):
     return meta
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m host_tools.wake.convert",
-                                 description="Convert a microWakeWord v2 model for the board.")
-    ap.add_argument("model", help=f"one of {', '.join(BUNDLED)}, or a .tflite/.json path")
-    ap.add_argument("-o", "--output", required=True, help="the board's model file to write")
-    args = ap.parse_args(argv)
+def read_meta(path):
+    """The metadata of a board model file (what the board's loader reads first)."""
+    path = Path(path)
     try:
-        tfl, man = source_of(args.model)
-        meta = convert(tfl, man, args.output)
-    except CommandError as e:
-        print(f"earshot: {e}", file=sys.stderr)
-        return 1
-    print(f"{args.output}: {meta['phrase']!r}, cutoff {meta['cutoff']}, window {meta['window']}, "
-          f"{meta['weights']} weights, {meta['macs']} multiply-adds per invocation, about {meta['ram']} bytes of RAM")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8 or head[:4] != MAGIC:
+                raise ConvertError(f"{path} is not an earshot wake-word model (no {MAGIC.decode()} header)")
+            return json.loads(f.read(int.from_bytes(head[4:], "little")))
+    except OSError as e:
+        raise ConvertError(f"cannot read {path} ({e.strerror or e})")
+    except ValueError as e:
+        raise ConvertError(f"{path}: damaged metadata ({e})")
