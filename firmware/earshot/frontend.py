@@ -21,10 +21,16 @@
 # 64-bit quantities are 32-bit limbs here; every viper intermediate stays within signed
 # 32 bits (bounds in the comments), so the ESP32 computes what the 64-bit unix port does.
 #
-# Speed: viper keeps the first three locals of a function in registers, the rest in stack
-# slots; each kernel runs once per step over fixed offsets of one workspace, its hottest
-# values first. 16-bit values are stored + 32768 (viper loads zero-extend): a store
-# truncates to 16 bits, which is C's int16 wrap, and the bias folds into the constants.
+# Speed (counted in x86 instructions of the unix port): viper keeps the first three locals
+# of a function in registers and the rest in stack slots, and moves every operand through
+# fixed registers; a kernel is cheapest when its hot pointer and two scratch values are
+# those three and its tables sit at fixed offsets from the data it walks. So the tables
+# and the per-step scratch share one module-level buffer (_WS, one copy for any number of
+# frontends), each frontend keeps only its state (the window, the noise estimates).
+# 16-bit values are stored + 32768 (viper loads zero-extend): a store truncates to 16
+# bits, which is C's int16 wrap, and the bias folds into the constants. The shift is known
+# before the window is computed (from the min and max of every 10-sample cell, kept as the
+# samples arrive), so the window, the scaling and the FFT's first stage are one pass.
 import micropython
 from micropython import const
 from array import array
@@ -33,136 +39,197 @@ CHANNELS = const(40)
 STEP = const(160)
 
 _B = const(32768)
-_CB = const(805355520)  # d4 of a biased value, biased: (u 8191 + _CB) >> 15 = x / 4 + 32768
-_CU = const(-268386304)  # d4 of a biased value: (u 8191 + _CU) >> 15 = (x 8191 + 2**14) >> 15
-_CU2 = const(-536821760)  # d2 of a biased value: (u 16383 + _CU2) >> 15
-# workspace (byte offsets)
-_WIN = const(0)  # u16 x 480: the window's samples + 32768, oldest first
-_W = const(960)  # u16 x 512: the windowed samples + 32768; 480..511: the FFT's zero padding
-_F = const(1984)  # 256 x (re, im) u16 + 32768: the complex FFT; then bin k's energy
-#                   (m & 0xFFFF, m >> 16) at 4 k
-_WORK = const(3008)  # 40 x (lo16, hi) i32: the filterbank's 64-bit sums, hi 2**16 + lo
-_S = const(3328)  # 40 x i32: the channels after the square root (and >> shift)
-_EST = const(3488)  # 40 x i32: the noise estimates (state)
-_BL = const(3648)  # 256 x u8: bit length of 0..255
-_REV = const(3904)  # 64 x u8: base-4 digit reversal of 0..63
-_ST = const(3968)  # i32: steps since reset (max 3), shift, stage-1 constants c0, c1, rs
-_WS = const(3988)
+_CB = const(805355520)  # (u 8191 + _CB) >> 15: u = x + 32768 -> (x 8191 + 2**14 >> 15) + 32768
+_CU = const(-268386304)  # (u 8191 + _CU) >> 15: u = x + 32768 -> (x 8191 + 2**14) >> 15
+_CU2 = const(-536821760)  # (u 16383 + _CU2) >> 15: u = x + 32768 -> (x 16383 + 2**14) >> 15
+# the workspace (byte offsets): tables, scratch and state at fixed offsets from each other
+_F = const(0)  # 256 x (re, im) u16 + 32768: the complex FFT; then bin b's energy
+#                (lo16, hi) at 4 b
+_T1 = const(1024)  # (cos, -sin) of W^k, k = 0..63 (both >= 0)
+_T2 = const(1280)  # (cos, sin) + 32768 of W^2k
+_T3 = const(1536)  # (cos, sin) + 32768 of W^3k
+_SUP = const(1792)  # (-cos, -sin) (both >= 0) of the split's twiddle of k = 0..128
+_FBW = const(2308)  # the filterbank weight of bin b at 4 b (b = 5..240)
+_WIN = const(3272)  # state: the last 480 samples + 32768, oldest first (then 32 unused)
+_COEF = const(4296)  # the window (Q12) of sample n = 0..511 at 2 n (480..511: 0)
+_REV = const(5320)  # at 4 r, r = 0..63: where stage 1 writes (_F + 16 rev4(r))
+_CM = const(5576)  # state: max |s| over each 10-sample cell of the window, at 4 j
+_CELL = const(5768)  # (min, max) of the window over each cell
+_FIRST = const(5960)  # u8: first bin of channels 0..40, then 241
+_BL = const(6002)  # u8: bit length of 0..255
+_PCAN = const(6258)  # the PCAN gain LUT + 32768
+_LOG = const(6508)  # kLogLut
+_SQRT = const(6768)  # Newton seeds for isqrt over [2**28, 2**30)
+_WORK = const(7152)  # per channel (16 bytes): the filterbank's 64-bit sum (lo16, hi), and
+#                      the noise estimate (state)
+_K = const(7792)  # i32: shift, stage 1's rounding constants k1, k0, its right shift rs
+_N = const(7808)  # i32, state: steps since reset (<= 3)
+_WSSIZE = const(7812)
+# the same offsets seen from a pointer that walks the FFT points, the window, the cells (u16)
+_P1 = const(512)
+_P2 = const(640)
+_P3 = const(768)
+_PS = const(896)  # _SUP - _F
+_PW = const(1154)  # _FBW - _F
+_D2 = const(128)  # _T2 - _T1
+_D3 = const(256)  # _T3 - _T1
+_PC = const(512)  # _COEF - _WIN
+_PR = const(1024)  # _REV - _WIN
+_PM = const(96)  # _CELL - _CM
 
-# Tables from host_tools/wake/frontend_tables.py firmware_literals() (a test checks them).
-# window_util.cc: the Hann window, Q12, u16 x 480
-_WINDOW = bytes.fromhex(
-    "00000000010002000400050007000a000d001000130017001b00200025002a00300036003c0042004900510058006000"
-    "680071007a0083008d009700a100ac00b700c200cd00d900e500f200ff000c0119012701350143015201610170017f01"
-    "8f019f01af01c001d101e201f3010502170229023c024e026102750288029c02b002c402d802ed02020317032c034103"
-    "57036d0383039903b003c703dd03f4030c0423043b0452046a0482049a04b304cb04e404fd0416052f05480561057a05"
-    "9405ad05c705e105fb0515062f06490663067e069806b206cd06e70602071d07370752076d078707a207bd07d807f307"
-    "0d08280843085e0879089308ae08c908e308fe08190933094e09680982099d09b709d109eb09050a1f0a390a530a6c0a"
-    "860a9f0ab80ad10aea0a030b1c0b350b4d0b660b7e0b960bae0bc50bdd0bf40b0c0c230c390c500c670c7d0c930ca90c"
-    "bf0cd40ce90cfe0c130d280d3c0d500d640d780d8b0d9f0db20dc40dd70de90dfb0d0d0e1e0e2f0e400e510e610e710e"
-    "810e900e9f0eae0ebd0ecb0ed90ee70ef40e010f0e0f1b0f270f330f3e0f490f540f5f0f690f730f7d0f860f8f0f980f"
-    "a00fa80faf0fb70fbe0fc40fcb0fd00fd60fdb0fe00fe50fe90fed0ff00ff30ff60ff90ffb0ffc0ffe0fff0f00100010"
-    "00100010ff0ffe0ffc0ffb0ff90ff60ff30ff00fed0fe90fe50fe00fdb0fd60fd00fcb0fc40fbe0fb70faf0fa80fa00f"
-    "980f8f0f860f7d0f730f690f5f0f540f490f3e0f330f270f1b0f0e0f010ff40ee70ed90ecb0ebd0eae0e9f0e900e810e"
-    "710e610e510e400e2f0e1e0e0d0efb0de90dd70dc40db20d9f0d8b0d780d640d500d3c0d280d130dfe0ce90cd40cbf0c"
-    "a90c930c7d0c670c500c390c230c0c0cf40bdd0bc50bae0b960b7e0b660b4d0b350b1c0b030bea0ad10ab80a9f0a860a"
-    "6c0a530a390a1f0a050aeb09d109b7099d09820968094e0933091909fe08e308c908ae08930879085e08430828080d08"
-    "f307d807bd07a20787076d07520737071d070207e706cd06b20698067e06630649062f061506fb05e105c705ad059405"
-    "7a05610548052f051605fd04e404cb04b3049a0482046a0452043b0423040c04f403dd03c703b003990383036d035703"
-    "41032c0317030203ed02d802c402b0029c028802750261024e023c02290217020502f301e201d101c001af019f018f01"
-    "7f0170016101520143013501270119010c01ff00f200e500d900cd00c200b700ac00a10097008d0083007a0071006800"
-    "600058005100490042003c00350030002a00250020001b001700130010000d000a000700050004000200010000000000")
+# The tables (host_tools/wake/frontend_tables.py firmware_literals(); a test checks them)
+# go into a workspace at import (the hex strings are freed after it). The first Frontend
+# works in that one, later ones in copies.
+_WS = bytearray(_WSSIZE)
 
-# kiss_fft.cc: W256^k, W256^2k, W256^3k (re + 32768, im + 32768), k = 0..63
-_TWIDDLE = bytes.fromhex(
-    "ffff0080ffff0080ffff0080f5ffdc7cd8ffb879a6ff9676d8ffb87961ff74739cfe386da6ff96769cfe386de3fcf563"
-    "61ff747389fd07677cfad85a09ff557029fce6606bf7ef519cfe386d7cfad85ab5f346491dfe1e6a84f8e1545eefe940"
-    "89fd076741f6054f6deae438e3fcf563b5f34649e8e4413129fce660e2f0aa43d7de0b2a5cfbdd5dc9ed323e42d84d23"
-    "7cfad85a6deae43833d10f1d89f9da57cfe6c133b4c95a1784f8e154f1e2cd2ecec137126bf7ef51d7de0b2a8cb9ac0d"
-    "41f6054f82da7e25fbb0bf0904f5214cf5d5292126a87706b5f3464933d10f1d1a9fd70354f274463fcc3119e295e301"
-    "e2f0aa431cc793158c8c9f005eefe940cec1371224830b00c9ed323e56bc1e0fb879280023ec863bbab64b0c5570f700"
-    "6deae438fbb0bf0907677702a6e84c361fab7c07dd5da404cfe6c13328a58405e1547c07e8e441311a9fd703214cfc0a"
-    "f1e2cd2ef9987702aa431e0febe0652cc8926401863bdd13d7de0b2a8c8c9f00c1333119b3dcbe2748862800652c151f"
-    "82da7e25008001007e257e2542d84d23b8792800151f652cf5d5292174739f003119c1339bd3151f386d6401dd13863b"
-    "33d10f1d076777021e0faa43bfce181be660d703fc0a214c3fcc3119d85a84057c07e154b4c95a17e1547c07a404dd5d"
-    "1cc79315054fbf09770207677ac4dd1346494b0cf7005570cec13712aa431e0f2800b87917bfa210323e37120b002483"
-    "56bc1e0fe43893159f008c8c8cb9ac0dc1333119e301e295bab64b0ccd2e0f1dd7031a9fdfb3fc0a0b2a2921770626a8"
-    "fbb0bf097e257e25bf09fbb011ae950829210b2aac0d8cb91fab7c070f1dcd2e3712cec126a877063119c1335a17b4c9"
-    "28a584059315e4380f1d33d123a2a4043712323e4d2342d81a9fd7031e0faa430b2ad7de0b9c1d034b0c46494131e8e4"
-    "f9987702bf09054fe4386deae295e3017c07e154e9405eefc89264018405d85a4649b5f3ab8ff700d703e660ef516bf7"
-    "8c8c9f0077020767d85a7cfa6a895a006401386df563e3fc488628009f007473386d9cfe24830b002800b8799676a6ff")
 
-# kiss_fftr.cc: the split's twiddles (re + 32768, im + 32768), k = 1..128 (row 0 unused)
-_SUPER = bytes.fromhex(
-    "000000006e7e0300dc7c0b004a7b1700b879280027783f0096765a0005757a0074739f00e471c9005570f700c66e2b01"
-    "386d6401ab6ba1011e6ae30192682b02076777027e65c702f5631d036d627803e660d703615f3b04dd5da4045a5c1205"
-    "d85a84055859fb05da5777065d56f706e1547c0767530608ef51950879502809054fbf09924d5b0a214cfc0ab34aa10b"
-    "46494b0cdc47f90c7446ac0d0e45630eaa431e0f4842de0fe940a2108d3f6a11323e3712db3c0813863bdd13333ab614"
-    "e4389315973775164c365a1705354418c13331197f32231a4131181b0530121ccd2e0f1d982d101e652c151f372b1d20"
-    "0b2a2921e3283922be274d239c2664247e257e2564249c264d23be273922e32829210b2a1d20372b151f652c101e982d"
-    "0f1dcd2e121c0530181b4131231a7f323119c133441805355a174c36751697379315e438b614333add13863b0813db3c"
-    "3712323e6a118d3fa210e940de0f48421e0faa43630e0e45ac0d7446f90cdc474b0c4649a10bb34afc0a214c5b0a924d"
-    "bf09054f280979509508ef51060867537c07e154f7065d567706da57fb0558598405d85a12055a5ca404dd5d3b04615f"
-    "d703e66078036d621d03f563c7027e65770207672b029268e3011e6aa101ab6b6401386d2b01c66ef7005570c900e471"
-    "9f0074737a0005755a0096763f0027782800b87917004a7b0b00dc7c03006e7e01000080")
+def _put(at, step, size, hexs):
+    b = bytes.fromhex(hexs)
+    for i in range(0, len(b), size):
+        _WS[at:at + size] = b[i:i + size]
+        at += step
 
-# filterbank_util.cc: the weight of bins 5..240 (Q12; the unweight is 4096 - weight)
-_FB_WEIGHT = bytes.fromhex(
-    "6105240b4101b307750e8005d10c6404340c3f04810cf804a00d77067b0faa0801027f0b2205e90ed208db02040d4a07"
-    "ae012d0cc6067901450c29072402350d5b089603e60e480abe054501de0c890844040f00e90bd307cc03d30fe80b0a08"
-    "3a047600bf0c14097605e2015a0ede0a6b070404a700530d0a0aca0693036600410d260a1207080405010a0e180b2d08"
-    "49056d02990fcb0c040a45078b04d9012d0f870ce8094e07bb042d02a60f240da70a3008bf055203eb00890e2d0cd509"
-    "82073305ea02a500650e290cf209bf079005660340011d0fff0ce50acf08bd06ae04a4029d00990e9a0c9d0aa508af06"
-    "be04cf02e400fc0e180d360b58097d07a505d003fe012e00620e990cd20a0f094e079005d4031b026500b20e010d520b"
-    "a709fd075606b20410037001d20f370e9f0c080b7409e2075206c4043903b0012800a30e200d9f0b200aa3082807af05"
-    "3704c2024f01dd0f6d0e000d940b290ac1085a07f60592043103d1017300170fbc0d630c0b0bb60961080f07bd056e04"
-    "2003d30188003f0ff70db00c6b0b270ae508a40764062605ea03ae0274013c00040fce0d9a0c660b340a0309d407a606"
-    "79054d042203f901d100aa0f840e5f0d3c0c190bf809d808b9079c067f0563044903300217010000")
 
-# filterbank_util.cc: the first bin of channels 0..40, then the end (241)
-_FB_FIRST = bytes.fromhex(
-    "050608090b0d0f111316181b1e2124272b2f32373b40454a4f555b626970788089929ba6b0bcc8d5e2f1")
+# WINDOW: window_util.cc: the Hann window in Q12, n = 0..479
+_put(_COEF, 2, 2, (
+    "00000000010002000400050007000a000d001000130017001b00200025002a00300036003c00420049005100"
+    "58006000680071007a0083008d009700a100ac00b700c200cd00d900e500f200ff000c011901270135014301"
+    "5201610170017f018f019f01af01c001d101e201f3010502170229023c024e026102750288029c02b002c402"
+    "d802ed02020317032c03410357036d0383039903b003c703dd03f4030c0423043b0452046a0482049a04b304"
+    "cb04e404fd0416052f05480561057a059405ad05c705e105fb0515062f06490663067e069806b206cd06e706"
+    "02071d07370752076d078707a207bd07d807f3070d08280843085e0879089308ae08c908e308fe0819093309"
+    "4e09680982099d09b709d109eb09050a1f0a390a530a6c0a860a9f0ab80ad10aea0a030b1c0b350b4d0b660b"
+    "7e0b960bae0bc50bdd0bf40b0c0c230c390c500c670c7d0c930ca90cbf0cd40ce90cfe0c130d280d3c0d500d"
+    "640d780d8b0d9f0db20dc40dd70de90dfb0d0d0e1e0e2f0e400e510e610e710e810e900e9f0eae0ebd0ecb0e"
+    "d90ee70ef40e010f0e0f1b0f270f330f3e0f490f540f5f0f690f730f7d0f860f8f0f980fa00fa80faf0fb70f"
+    "be0fc40fcb0fd00fd60fdb0fe00fe50fe90fed0ff00ff30ff60ff90ffb0ffc0ffe0fff0f0010001000100010"
+    "ff0ffe0ffc0ffb0ff90ff60ff30ff00fed0fe90fe50fe00fdb0fd60fd00fcb0fc40fbe0fb70faf0fa80fa00f"
+    "980f8f0f860f7d0f730f690f5f0f540f490f3e0f330f270f1b0f0e0f010ff40ee70ed90ecb0ebd0eae0e9f0e"
+    "900e810e710e610e510e400e2f0e1e0e0d0efb0de90dd70dc40db20d9f0d8b0d780d640d500d3c0d280d130d"
+    "fe0ce90cd40cbf0ca90c930c7d0c670c500c390c230c0c0cf40bdd0bc50bae0b960b7e0b660b4d0b350b1c0b"
+    "030bea0ad10ab80a9f0a860a6c0a530a390a1f0a050aeb09d109b7099d09820968094e0933091909fe08e308"
+    "c908ae08930879085e08430828080d08f307d807bd07a20787076d07520737071d070207e706cd06b2069806"
+    "7e06630649062f061506fb05e105c705ad0594057a05610548052f051605fd04e404cb04b3049a0482046a04"
+    "52043b0423040c04f403dd03c703b003990383036d03570341032c0317030203ed02d802c402b0029c028802"
+    "750261024e023c02290217020502f301e201d101c001af019f018f017f017001610152014301350127011901"
+    "0c01ff00f200e500d900cd00c200b700ac00a10097008d0083007a0071006800600058005100490042003c00"
+    "350030002a00250020001b001700130010000d000a000700050004000200010000000000"))
 
-# pcan_gain_control_util.cc: the gain LUT + 32768
-_PCAN = bytes.fromhex(
-    "7cff79ff76fffa7f0080008070fff47f0080008064ffe97ffe7f00804bffd07f008000801bffa07f00800080bbfe427f"
-    "00800080fdfd867e0480008087fc1d7d12800080b6f97f7a3e80008073f4f975ca80008036eb336f328200809bdc8767"
-    "ce840080f0c8de62a08700806eb38a64a48800809ca0226b4c8700800a937d7202850080898a177806830080a685a07b"
-    "b4810080fa82ac7de88000808e81c77e7a800080cf805c7f408000806b80ab7f228000803880d37f128000801d80ea7f"
-    "088000800f80f37f068000800880f87f048000800480fe7f008000800280fd7f0280008001800080008000800180fd7f"
-    "02800080008000800080")
+# T1: kiss_fft.cc's twiddles: (cos, -sin) of W256^k, k = 0..63
+_put(_T1, 2, 2, (
+    "ff7f0000f57f2403d87f4806a67f6a09617f8c0c097fab0f9c7ec8121d7ee215897df918e37c0b1c297c1a1f"
+    "5c7b23227c7a28258979262884781f2b6b77112e4176fb300475df33b573ba3654728c39e270563c5e6f173f"
+    "c96dce41236c7a446d6a1c47a668b449cf663f4ce864bf4ef1623351eb609b53d75ef555b35c4258825a825a"
+    "4258b35cf555d75e9b53eb603351f162bf4ee8643f4ccf66b449a6681c476d6a7a44236cce41c96d173f5e6f"
+    "563ce2708c395472ba36b573df330475fb304176112e6b771f2b84782628897928257c7a23225c7b1a1f297c"
+    "0b1ce37cf918897de2151d7ec8129c7eab0f097f8c0c617f6a09a67f4806d87f2403f57f"))
 
-# log_lut.cc: kLogLut
-_LOG = bytes.fromhex(
-    "0000e000ba018e025d032704eb04aa0564061907c80773081909ba09560aed0a800b0f0c980c1e0d9f0d1b0e940e080f"
-    "780fe40f4c10b01010116c11c51119126a12b712001346138913c71303143a146f14a014ce14f8142015441565158315"
-    "9d15b515ca15db15ea15f615ff1505160816091606160116fa15ef15e215d215c015ab1594157a155e153f151e15fa14"
-    "d414ab14811453142414f213be13881350131513d9129a1259121612d1118a114011f510a81058100710b40f5f0f080f"
-    "af0e540ef70d990d380dd60c720c0c0ca50b3b0bd00a630af509850913099f082a08b3073b07c1064506c8054905c804"
-    "4604c3033e03b7022f02a5011a018e0000000000")
+# T2: (cos, sin) + 32768 of W256^2k
+_put(_T2, 2, 2, (
+    "ffff0080d8ffb87961ff74739cfe386d89fd076729fce6607cfad85a84f8e15441f6054fb5f34649e2f0aa43"
+    "c9ed323e6deae438cfe6c133f1e2cd2ed7de0b2a82da7e25f5d5292133d10f1d3fcc31191cc79315cec13712"
+    "56bc1e0fbab64b0cfbb0bf091fab7c0728a584051a9fd703f9987702c89264018c8c9f004886280000800100"
+    "b879280074739f00386d640107677702e660d703d85a8405e1547c07054fbf0946494b0caa431e0f323e3712"
+    "e4389315c1333119cd2e0f1d0b2a29217e257e2529210b2a0f1dcd2e3119c1339315e4383712323e1e0faa43"
+    "4b0c4649bf09054f7c07e1548405d85ad703e660770207676401386d9f0074732800b879"))
 
-# isqrt((i + 1) 2**22 - 1) + 1 for i = 64..255: a Newton seed for isqrt of [2**28, 2**30)
-_SQRT = bytes.fromhex(
-    "8040ff407c41f9417442ef426943e2435b44d2444945bf453446a8461c478e4700487248e3485349c249314a9f4a0c4b"
-    "794be64b514cbc4c274d914dfa4d634ecb4e334f9a4f00506750cc5031519651fa515e52c15224538653e8534a54aa54"
-    "0b556b55cb552a568956e7564657a35700585d58ba5816597259cd59285a835add5a375b915bea5b435c9c5cf45c4c5d"
-    "a45dfb5d525ea95eff5e555fab5f00605660ab60ff605361a861fb614f62a262f56248639a63ec633e648f64e1643265"
-    "8365d36524667466c46613676267b26700684f689e68ec683a698769d569226a6f6abc6a096b556ba26bee6b396c856c"
-    "d06c1b6d666db16dfc6d466e906eda6e246f6e6fb76f00704a709270db7024716c71b471fc7144728b72d3721a736173"
-    "a873ef7335747c74c27408754e759475d9751f766476a976ee7633777877bc77007845788978cd78107954799779db79"
-    "1e7a617aa47ae67a297b6c7bae7bf07b327c747cb67cf77c397d7a7dbb7dfc7d3d7e7e7ebf7eff7e407f807fc07f0080")
+# T3: (cos, sin) + 32768 of W256^3k
+_put(_T3, 2, 2, (
+    "ffff0080a6ff96769cfe386de3fcf5637cfad85a6bf7ef51b5f346495eefe9406deae438e8e44131d7de0b2a"
+    "42d84d2333d10f1db4c95a17cec137128cb9ac0dfbb0bf0926a877061a9fd703e295e3018c8c9f0024830b00"
+    "b87928005570f70007677702dd5da404e1547c07214cfc0aaa431e0f863bdd13c1333119652c151f7e257e25"
+    "151f652c3119c133dd13863b1e0faa43fc0a214c7c07e154a404dd5d77020767f70055702800b8790b002483"
+    "9f008c8ce301e295d7031a9f770626a8bf09fbb0ac0d8cb93712cec15a17b4c90f1d33d14d2342d80b2ad7de"
+    "4131e8e4e4386deae9405eef4649b5f3ef516bf7d85a7cfaf563e3fc386d9cfe9676a6ff"))
+
+# SUPER: kiss_fftr.cc's super twiddles (-cos, -sin), k = 1..128 after a row 0
+_put(_SUP, 2, 2, (
+    "000000009201fd7f2403f57fb604e97f4806d87fd907c17f6a09a67ffb0a867f8c0c617f1c0e377fab0f097f"
+    "3a11d57ec8129c7e55145f7ee2151d7e6e17d57df918897d821a397d0b1ce37c931d887c1a1f297c9f20c57b"
+    "23225c7ba623ee7a28257c7aa826057a26288979a32909791f2b8478992cfa77112e6b77872fd876fb304176"
+    "6e32a575df3304754d355f74ba36b573243807738c395472f23a9d71563ce270b83d2270173f5e6f7340966e"
+    "ce41c96d2543f86c7a44236ccd454a6b1c476d6a69488b69b449a668fb4abc673f4ccf66814ddd65bf4ee864"
+    "fb4fee633351f1626852f0619b53eb60c954e35ff555d75e1d57c75d4258b35c64599c5b825a825a9c5b6459"
+    "b35c4258c75d1d57d75ef555e35fc954eb609b53f0616852f1623351ee63fb4fe864bf4edd65814dcf663f4c"
+    "bc67fb4aa668b4498b6969486d6a1c474a6bcd45236c7a44f86c2543c96dce41966e73405e6f173f2270b83d"
+    "e270563c9d71f23a54728c3907732438b573ba365f744d350475df33a5756e324176fb30d876872f6b77112e"
+    "fa77992c84781f2b0979a32989792628057aa8267c7a2825ee7aa6235c7b2322c57b9f20297c1a1f887c931d"
+    "e37c0b1c397d821a897df918d57d6e171d7ee2155f7e55149c7ec812d57e3a11097fab0f377f1c0e617f8c0c"
+    "867ffb0aa67f6a09c17fd907d87f4806e97fb604f57f2403fd7f9201ff7f0000"))
+
+# FB_WEIGHT: filterbank_util.cc: the weight of bins 5..240 in Q12 (the unweight is 4096 - weight)
+_put(_FBW + 20, 4, 2, (
+    "6105240b4101b307750e8005d10c6404340c3f04810cf804a00d77067b0faa0801027f0b2205e90ed208db02"
+    "040d4a07ae012d0cc6067901450c29072402350d5b089603e60e480abe054501de0c890844040f00e90bd307"
+    "cc03d30fe80b0a083a047600bf0c14097605e2015a0ede0a6b070404a700530d0a0aca0693036600410d260a"
+    "1207080405010a0e180b2d0849056d02990fcb0c040a45078b04d9012d0f870ce8094e07bb042d02a60f240d"
+    "a70a3008bf055203eb00890e2d0cd50982073305ea02a500650e290cf209bf079005660340011d0fff0ce50a"
+    "cf08bd06ae04a4029d00990e9a0c9d0aa508af06be04cf02e400fc0e180d360b58097d07a505d003fe012e00"
+    "620e990cd20a0f094e079005d4031b026500b20e010d520ba709fd075606b20410037001d20f370e9f0c080b"
+    "7409e2075206c4043903b0012800a30e200d9f0b200aa3082807af053704c2024f01dd0f6d0e000d940b290a"
+    "c1085a07f60592043103d1017300170fbc0d630c0b0bb60961080f07bd056e042003d30188003f0ff70db00c"
+    "6b0b270ae508a40764062605ea03ae0274013c00040fce0d9a0c660b340a0309d407a60679054d042203f901"
+    "d100aa0f840e5f0d3c0c190bf809d808b9079c067f0563044903300217010000"))
+
+# FB_FIRST: filterbank_util.cc: u8, the first bin of channels 0..40, then the end (241)
+_put(_FIRST, 1, 1, (
+    "050608090b0d0f111316181b1e2124272b2f32373b40454a4f555b626970788089929ba6b0bcc8d5e2f1"))
+
+# PCAN: pcan_gain_control_util.cc: the gain LUT + 32768
+_put(_PCAN, 2, 2, (
+    "7cff79ff76fffa7f0080008070fff47f0080008064ffe97ffe7f00804bffd07f008000801bffa07f00800080"
+    "bbfe427f00800080fdfd867e0480008087fc1d7d12800080b6f97f7a3e80008073f4f975ca80008036eb336f"
+    "328200809bdc8767ce840080f0c8de62a08700806eb38a64a48800809ca0226b4c8700800a937d7202850080"
+    "898a177806830080a685a07bb4810080fa82ac7de88000808e81c77e7a800080cf805c7f408000806b80ab7f"
+    "228000803880d37f128000801d80ea7f088000800f80f37f068000800880f87f048000800480fe7f00800080"
+    "0280fd7f0280008001800080008000800180fd7f02800080008000800080"))
+
+# LOG: log_lut.cc: kLogLut
+_put(_LOG, 2, 2, (
+    "0000e000ba018e025d032704eb04aa0564061907c80773081909ba09560aed0a800b0f0c980c1e0d9f0d1b0e"
+    "940e080f780fe40f4c10b01010116c11c51119126a12b712001346138913c71303143a146f14a014ce14f814"
+    "20154415651583159d15b515ca15db15ea15f615ff1505160816091606160116fa15ef15e215d215c015ab15"
+    "94157a155e153f151e15fa14d414ab14811453142414f213be13881350131513d9129a1259121612d1118a11"
+    "4011f510a81058100710b40f5f0f080faf0e540ef70d990d380dd60c720c0c0ca50b3b0bd00a630af5098509"
+    "13099f082a08b3073b07c1064506c8054905c8044604c3033e03b7022f02a5011a018e0000000000"))
+
+# SQRT: isqrt((i + 1) 2**22 - 1) + 1, i = 64..255: Newton seeds for isqrt over [2**28, 2**30)
+_put(_SQRT, 2, 2, (
+    "8040ff407c41f9417442ef426943e2435b44d2444945bf453446a8461c478e4700487248e3485349c249314a"
+    "9f4a0c4b794be64b514cbc4c274d914dfa4d634ecb4e334f9a4f00506750cc5031519651fa515e52c1522453"
+    "8653e8534a54aa540b556b55cb552a568956e7564657a35700585d58ba5816597259cd59285a835add5a375b"
+    "915bea5b435c9c5cf45c4c5da45dfb5d525ea95eff5e555fab5f00605660ab60ff605361a861fb614f62a262"
+    "f56248639a63ec633e648f64e16432658365d36524667466c46613676267b26700684f689e68ec683a698769"
+    "d569226a6f6abc6a096b556ba26bee6b396c856cd06c1b6d666db16dfc6d466e906eda6e246f6e6fb76f0070"
+    "4a709270db7024716c71b471fc7144728b72d3721a736173a873ef7335747c74c27408754e759475d9751f76"
+    "6476a976ee7633777877bc77007845788978cd78107954799779db791e7a617aa47ae67a297b6c7bae7bf07b"
+    "327c747cb67cf77c397d7a7dbb7dfc7d3d7e7e7ebf7eff7e407f807fc07f0080"))
+
+
+
+def _derived():
+    for j in range(64):  # stage 1 writes z's of r to 4 rev4(r) .. + 3 (16 bytes each)
+        v = _F + 16 * (((j & 3) << 4) | (j & 12) | (j >> 4))
+        _WS[_REV + 4 * j] = v & 255
+        _WS[_REV + 4 * j + 1] = v >> 8
+    for j in range(48):
+        cs = [_WS[_COEF + 2 * n] | (_WS[_COEF + 2 * n + 1] << 8) for n in range(10 * j, 10 * j + 10)]
+        for k, v in enumerate((min(cs), max(cs))):
+            _WS[_CELL + 4 * j + 2 * k] = v & 255
+            _WS[_CELL + 4 * j + 2 * k + 1] = v >> 8
+    for i in range(1, 256):
+        _WS[_BL + i] = len(bin(i)) - 2
+
+
+_derived()
+_taken = False
 
 
 class Frontend:
     def __init__(self):
-        ws = bytearray(_WS)
-        for i in range(256):
-            ws[_BL + i] = len(bin(i)) - 2 if i else 0
-        for j in range(64):
-            ws[_REV + j] = ((j & 3) << 4) | (j & 12) | (j >> 4)
-        for i in range(_W + 960, _W + 1024, 2):
-            ws[i + 1] = 0x80  # zero padding: 0 + 32768
-        self._ws = ws
+        global _taken
+        self._ws = bytearray(_WS) if _taken else _WS
+        _taken = True
         self.out = array("H", bytes(2 * CHANNELS))
         self.reset()
 
@@ -173,40 +240,44 @@ class Frontend:
     @micropython.native  # bytecode would heap-allocate the call's frame
     def step(self, buf, at):
         ws = self._ws
-        if _ingest(ws, buf, at) < 3:
+        n = _ingest(ws, buf, at)
+        _cells(ws, 0, 0)
+        if n < 3:
             return False
-        o = _window(ws, _WINDOW, 0)
-        if o >= 32768:
-            o = _fix(ws)
-        _prepare(ws, o)
+        sh = _shift(ws, 0, 0)
+        if sh < 0:
+            sh = _slow(ws, 0, 0)
+        _setk(ws, sh, 0)
         _stage1(ws, 0, 0)
-        _stage4(ws, _TWIDDLE, 0)
-        _stage16(ws, _TWIDDLE, 0)
-        _stage64(ws, _TWIDDLE, 0)
-        _split(ws, _SUPER, 0)
-        _fbank(ws, _FB_WEIGHT, _FB_FIRST)
-        _sqrt(ws, _SQRT, 0)
-        _tail(ws, _PCAN, self.out, _LOG)
+        if sh > 255:
+            _unpatch(ws, sh, 0)
+        _stage_q4(ws, 0, 0)
+        _stage_q16(ws, 0, 0)
+        _stage_q64(ws, 0, 0)
+        _split(ws, ws, 0)
+        _fbank(ws, 0, 0)
+        _tail(ws, 0, 0, self.out)
         return True
 
 
 @micropython.viper
 def _reset(ws: ptr32):
-    st = ptr32(uint(ws) + _ST)
-    st[0] = 0
-    e = ptr32(uint(ws) + _EST)
+    ws[_N // 4] = 0
+    e = ptr32(uint(ws) + _WORK + 8)
     i = 0
     while i < CHANNELS:
-        e[i] = 0
+        e[4 * i] = 0
         i += 1
 
 
 @micropython.viper
 def _ingest(w: ptr32, s: ptr32, at: int) -> int:
-    # Moves the window on by a step: samples 160..479 to 0..319, the step's 160 samples
-    # (s16 at byte `at` of s) to 320..479, + 32768. Returns the steps seen since reset (<= 3).
-    st = ptr32(uint(w) + _ST)
-    end = uint(w) + 640
+    # Moves the window on by a step: samples 160..479 to 0..319 and the step's 160 (s16
+    # at byte `at` of s) + 32768 to 320..479, the cells' maxima 16..47 to 0..31.
+    # Returns the steps seen since reset (<= 3).
+    ws = uint(w)
+    w = ptr32(ws + _WIN)
+    end = ws + _WIN + 640
     while uint(w) < end:
         w[0] = w[80]
         w[1] = w[81]
@@ -218,107 +289,205 @@ def _ingest(w: ptr32, s: ptr32, at: int) -> int:
         w[7] = w[87]
         w = ptr32(uint(w) + 32)
     s = ptr32(uint(s) + at)
-    flip = 0x8000
-    flip |= flip << 16  # 0x80008000 at run time (no small int on a 32-bit port)
-    end = uint(w) + 320
+    at = 0x8000
+    at |= at << 16  # 0x80008000 at run time (no small int on a 32-bit port)
+    end = ws + _WIN + 960
     while uint(w) < end:
-        w[0] = s[0] ^ flip
-        w[1] = s[1] ^ flip
-        w[2] = s[2] ^ flip
-        w[3] = s[3] ^ flip
-        w = ptr32(uint(w) + 16)
-        s = ptr32(uint(s) + 16)
-    n = int(st[0])
-    if n < 3:
-        n += 1
-        st[0] = n
-    return n
+        w[0] = s[0] ^ at
+        w[1] = s[1] ^ at
+        w[2] = s[2] ^ at
+        w[3] = s[3] ^ at
+        w[4] = s[4] ^ at
+        w = ptr32(uint(w) + 20)
+        s = ptr32(uint(s) + 20)
+    w = ptr32(ws + _CM)
+    end = ws + _CM + 128
+    while uint(w) < end:
+        w[0] = w[16]
+        w[1] = w[17]
+        w[2] = w[18]
+        w[3] = w[19]
+        w[4] = w[20]
+        w[5] = w[21]
+        w[6] = w[22]
+        w[7] = w[23]
+        w = ptr32(uint(w) + 32)
+    w = ptr32(ws + _N)
+    at = w[0]
+    if at < 3:
+        at += 1
+        w[0] = at
+    return at
 
 
 @micropython.viper
-def _window(p: ptr16, c: ptr16, o: int) -> int:
-    # w = ((s + 32768) c >> 12) - 8 c = (s c) >> 12 (c <= 4096: < 2**28) into _W (+ 32768);
-    # returns the OR of |w| (>= 32768 only if some w is -32768).
-    q = ptr16(uint(p) + _W)
+def _cells(q: ptr16, mx: int, mn: int):
+    # max |s| of each 10-sample cell of the step's samples, to cells 32..47
+    o = ptr16(uint(q) + _CM + 128)
+    q = ptr16(uint(q) + _WIN + 640)
+    end = uint(q) + 320
+    while uint(q) < end:
+        mx = int(q[0])
+        mn = mx
+        if int(q[1]) > mx:
+            mx = int(q[1])
+        elif int(q[1]) < mn:
+            mn = int(q[1])
+        if int(q[2]) > mx:
+            mx = int(q[2])
+        elif int(q[2]) < mn:
+            mn = int(q[2])
+        if int(q[3]) > mx:
+            mx = int(q[3])
+        elif int(q[3]) < mn:
+            mn = int(q[3])
+        if int(q[4]) > mx:
+            mx = int(q[4])
+        elif int(q[4]) < mn:
+            mn = int(q[4])
+        if int(q[5]) > mx:
+            mx = int(q[5])
+        elif int(q[5]) < mn:
+            mn = int(q[5])
+        if int(q[6]) > mx:
+            mx = int(q[6])
+        elif int(q[6]) < mn:
+            mn = int(q[6])
+        if int(q[7]) > mx:
+            mx = int(q[7])
+        elif int(q[7]) < mn:
+            mn = int(q[7])
+        if int(q[8]) > mx:
+            mx = int(q[8])
+        elif int(q[8]) < mn:
+            mn = int(q[8])
+        if int(q[9]) > mx:
+            mx = int(q[9])
+        elif int(q[9]) < mn:
+            mn = int(q[9])
+        mx -= _B
+        mn = _B - mn
+        if mn > mx:
+            mx = mn
+        o[0] = mx
+        o = ptr16(uint(o) + 4)
+        q = ptr16(uint(q) + 20)
+
+
+@micropython.viper
+def _shift(q: ptr16, hi: int, lo: int) -> int:
+    # The shift from the cells: with M a cell's max |s|, every |w| there is at most
+    # ceil(M cmax / 4096) and one is at least floor(M cmin / 4096). When the largest bound
+    # and the largest floor have the same bit length, that is max |w|'s. Else, or when
+    # -32768 may sit where the window is 4096 (cells 23, 24), returns -1.
+    bl = ptr8(uint(q) + _BL)
+    q = ptr16(uint(q) + _CM)
+    if int(q[46]) == _B or int(q[48]) == _B:
+        return -1
+    end = uint(q) + 192
+    while uint(q) < end:
+        m = int(q[0])
+        if m * int(q[_PM + 1]) > hi:
+            hi = m * int(q[_PM + 1])
+        if m * int(q[_PM]) > lo:
+            lo = m * int(q[_PM])
+        q = ptr16(uint(q) + 4)
+    hi = (hi + 4095) >> 12
+    lo >>= 12
+    if hi >= 256:
+        m = int(bl[hi >> 8]) + 8
+    else:
+        m = int(bl[hi])
+    if lo >= 256:
+        hi = int(bl[lo >> 8]) + 8
+    else:
+        hi = int(bl[lo])
+    if m != hi:
+        return -1
+    return 15 - m
+
+
+@micropython.viper
+def _slow(p: ptr16, o: int, w: int) -> int:
+    # The exact shift: max |w| over the window, leaving out w = -32768 (s = -32768 where
+    # the window is 4096, samples 238..241). If the shift is >= 1, such a w becomes 0
+    # (int16(-32768 << shift)): those samples are set to 0 for stage 1, and bits 8..11 of
+    # the return value say which, for _unpatch.
+    ws = uint(p)
+    p = ptr16(ws + _WIN)
     end = uint(p) + 960
     while uint(p) < end:
-        w = ((int(p[0]) * int(c[0])) >> 12) - (int(c[0]) << 3)
-        q[0] = w + _B
-        t = w >> 31
-        o |= (w ^ t) - t
-        w = ((int(p[1]) * int(c[1])) >> 12) - (int(c[1]) << 3)
-        q[1] = w + _B
-        t = w >> 31
-        o |= (w ^ t) - t
-        p = ptr16(uint(p) + 4)
-        q = ptr16(uint(q) + 4)
-        c = ptr16(uint(c) + 4)
-    return o
-
-
-@micropython.viper
-def _fix(p: ptr16) -> int:
-    # Some w is -32768: the max leaves it out, and with a shift >= 1 it wraps to 0.
-    q = ptr16(uint(p) + _W)
-    o = 0
-    i = 0
-    while i < 480:
-        w = int(q[i]) - _B
-        if w > -32768:
-            if w < 0:
-                w = -w
+        w = ((int(p[0]) - _B) * int(p[_PC])) >> 12
+        if w < 0:
+            w = 0 - w
+        if w < 32768:
             o |= w
-        i += 1
-    if o < 16384:
-        i = 0
-        while i < 480:
-            if q[i] == 0:
-                q[i] = _B
-            i += 1
-    return o
+        p = ptr16(uint(p) + 2)
+    bl = ptr8(ws + _BL)
+    if o >= 256:
+        w = 7 - int(bl[o >> 8])
+    else:
+        w = 15 - int(bl[o])
+    if w > 0:
+        p = ptr16(ws + _WIN)
+        o = 238
+        while o < 242:
+            if int(p[o]) == 0:
+                p[o] = _B
+                w |= 256 << (o - 238)
+            o += 1
+    return w
 
 
 @micropython.viper
-def _prepare(p: ptr32, o: int):
-    # shift = 15 - bitlen(max |w|); stage 1 computes x / 4 for x = w << shift as
-    # (w 8191 + 2**14 >> shift) >> (15 - shift) (< 2**30). All-zero windows use shift 14.
-    bl = ptr8(uint(p) + _BL)
-    n = int(bl[o >> 8]) + 8 if o >= 256 else int(bl[o])
-    sh = 15 - n
-    st = ptr32(uint(p) + _ST)
-    st[1] = sh
+def _unpatch(p: ptr16, sh: int, i: int):
+    p = ptr16(uint(p) + _WIN)
+    i = 238
+    while i < 242:
+        if sh & (256 << (i - 238)):
+            p[i] = 0
+        i += 1
+
+
+@micropython.viper
+def _setk(k: ptr32, sh: int, rs: int):
+    # stage 1 computes x / 4 for x = w << shift (shift <= 14; 15 only for an all-zero
+    # window) as (w 8191 + k1) >> rs, k1 = 2**14 >> shift, rs = 15 - shift; + 32768 with k0.
+    k = ptr32(uint(k) + _K)
+    sh &= 255
+    k[0] = sh
     if sh > 14:
         sh = 14
     rs = 15 - sh
-    c1 = (16384 >> sh) - 268402688
-    st[2] = c1 + (_B << rs)
-    st[3] = c1
-    st[4] = rs
+    k[1] = 16384 >> sh
+    k[2] = (16384 >> sh) + (_B << rs)
+    k[3] = rs
 
 
 @micropython.viper
-def _stage1(p: ptr16, u: int, v: int):
-    # z[r], z[r + 64], z[r + 128], z[r + 192] (z[n] = x[2n] + i x[2n+1]), each / 4, through
-    # kissfft's first radix-4 stage (its unit twiddle 32767 is exact on values <= 2**13)
-    # to positions 4 rev(r) .. 4 rev(r) + 3.
-    st = ptr32(uint(p) + _ST)
-    c0 = int(st[2])
-    c1 = int(st[3])
-    rs = int(st[4])
-    rev = ptr8(uint(p) + _REV)
-    f = uint(p) + _F
-    p = ptr16(uint(p) + _W)
+def _stage1(p: ptr16, k1: int, u: int):
+    # The window, the shift and kissfft's first radix-4 stage in one pass: for r = 0..63,
+    # z[r], z[r + 64], z[r + 128], z[r + 192] (z[n] = x[2n] + i x[2n+1]), each / 4, and
+    # the butterfly (its unit twiddle 32767 is exact on values <= 2**13) to positions
+    # 4 rev4(r) .. + 3. p walks the samples; the window and the output offsets sit at
+    # fixed offsets from them.
+    ws = uint(p)
+    k = ptr32(ws + _K)
+    k1 = int(k[1])
+    k0 = int(k[2])
+    rs = int(k[3])
+    p = ptr16(ws + _WIN)
     end = uint(p) + 256
     while uint(p) < end:
-        a0r = (int(p[0]) * 8191 + c0) >> rs
-        a0i = (int(p[1]) * 8191 + c0) >> rs
-        a1r = (int(p[128]) * 8191 + c1) >> rs
-        a1i = (int(p[129]) * 8191 + c1) >> rs
-        a2r = (int(p[256]) * 8191 + c1) >> rs
-        a2i = (int(p[257]) * 8191 + c1) >> rs
-        a3r = (int(p[384]) * 8191 + c1) >> rs
-        a3i = (int(p[385]) * 8191 + c1) >> rs
-        o = ptr16(f + (int(rev[0]) << 4))
+        a0r = (((((int(p[0]) - _B) * int(p[_PC])) >> 12) * 8191) + k0) >> rs
+        a0i = (((((int(p[1]) - _B) * int(p[_PC + 1])) >> 12) * 8191) + k0) >> rs
+        a2r = (((((int(p[256]) - _B) * int(p[_PC + 256])) >> 12) * 8191) + k1) >> rs
+        a2i = (((((int(p[257]) - _B) * int(p[_PC + 257])) >> 12) * 8191) + k1) >> rs
+        a1r = (((((int(p[128]) - _B) * int(p[_PC + 128])) >> 12) * 8191) + k1) >> rs
+        a1i = (((((int(p[129]) - _B) * int(p[_PC + 129])) >> 12) * 8191) + k1) >> rs
+        a3r = (((((int(p[384]) - _B) * int(p[_PC + 384])) >> 12) * 8191) + k1) >> rs
+        a3i = (((((int(p[385]) - _B) * int(p[_PC + 385])) >> 12) * 8191) + k1) >> rs
+        o = ptr16(ws + int(p[_PR]))
         u = a0r + a2r
         v = a1r + a3r
         o[0] = u + v
@@ -336,315 +505,344 @@ def _stage1(p: ptr16, u: int, v: int):
         o[3] = u - v
         o[7] = u + v
         p = ptr16(uint(p) + 4)
-        rev = ptr8(uint(rev) + 1)
-
 
 @micropython.viper
-def _stage4(p: ptr16, tw: ptr16, k: int):
-    # kissfft's radix-4 stage of quarter 4 (fstride 16): butterflies on z[g + k], z[g + k + 4],
-    # z[g + k + 8], z[g + k + 12] for every group g of 16; twiddles W^16k, W^32k, W^48k.
-    f = uint(p) + _F
-    end = f + 1024
-    p = ptr16(f)
-    while uint(p) < end:  # k = 0: unit twiddles (exact on values <= 2**13)
-        a1r = (int(p[8]) * 8191 + _CU) >> 15
-        a1i = (int(p[9]) * 8191 + _CU) >> 15
-        a2r = (int(p[16]) * 8191 + _CU) >> 15
-        a2i = (int(p[17]) * 8191 + _CU) >> 15
-        a3r = (int(p[24]) * 8191 + _CU) >> 15
-        a3i = (int(p[25]) * 8191 + _CU) >> 15
+def _stage_q4(p: ptr16, u: int, v: int):
+    # kissfft's radix-4 stage of quarter 4 (fstride 16) on every group of 16 points; its
+    # twiddles (W^16k, W^32k, W^48k, k = 0..3) are constants here.
+    end = uint(p) + _F + 1024
+    p = ptr16(uint(p) + _F)
+    while uint(p) < end:
+        b1r = (int(p[8]) * 8191 + _CU) >> 15
+        b1i = (int(p[9]) * 8191 + _CU) >> 15
+        b2r = (int(p[16]) * 8191 + _CU) >> 15
+        b2i = (int(p[17]) * 8191 + _CU) >> 15
+        b3r = (int(p[24]) * 8191 + _CU) >> 15
+        b3i = (int(p[25]) * 8191 + _CU) >> 15
         a0r = (int(p[0]) * 8191 + _CB) >> 15
         a0i = (int(p[1]) * 8191 + _CB) >> 15
-        u = a0r + a2r
-        v = a1r + a3r
+        u = a0r + b2r
+        v = b1r + b3r
         p[0] = u + v
         p[16] = u - v
-        u = a0i + a2i
-        v = a1i + a3i
+        u = a0i + b2i
+        v = b1i + b3i
         p[1] = u + v
         p[17] = u - v
-        u = a0r - a2r
-        v = a1i - a3i
+        u = a0r - b2r
+        v = b1i - b3i
         p[8] = u + v
         p[24] = u - v
-        u = a0i - a2i
-        v = a1r - a3r
+        u = a0i - b2i
+        v = b1r - b3r
         p[9] = u - v
         p[25] = u + v
+        u = (int(p[10]) * 8191 + _CU) >> 15
+        v = (int(p[11]) * 8191 + _CU) >> 15
+        b1r = (u * 30273 + v * 12539 + 16384) >> 15
+        b1i = (v * 30273 - u * 12539 + 16384) >> 15
+        u = (int(p[18]) * 8191 + _CU) >> 15
+        v = (int(p[19]) * 8191 + _CU) >> 15
+        b2r = ((u + v) * 23170 + 16384) >> 15
+        b2i = ((v - u) * 23170 + 16384) >> 15
+        u = (int(p[26]) * 8191 + _CU) >> 15
+        v = (int(p[27]) * 8191 + _CU) >> 15
+        b3r = (u * 12539 + v * 30273 + 16384) >> 15
+        b3i = (v * 12539 - u * 30273 + 16384) >> 15
+        a0r = (int(p[2]) * 8191 + _CB) >> 15
+        a0i = (int(p[3]) * 8191 + _CB) >> 15
+        u = a0r + b2r
+        v = b1r + b3r
+        p[2] = u + v
+        p[18] = u - v
+        u = a0i + b2i
+        v = b1i + b3i
+        p[3] = u + v
+        p[19] = u - v
+        u = a0r - b2r
+        v = b1i - b3i
+        p[10] = u + v
+        p[26] = u - v
+        u = a0i - b2i
+        v = b1r - b3r
+        p[11] = u - v
+        p[27] = u + v
+        u = (int(p[12]) * 8191 + _CU) >> 15
+        v = (int(p[13]) * 8191 + _CU) >> 15
+        b1r = ((u + v) * 23170 + 16384) >> 15
+        b1i = ((v - u) * 23170 + 16384) >> 15
+        u = (int(p[20]) * 8191 + _CU) >> 15
+        v = (int(p[21]) * 8191 + _CU) >> 15
+        b2r = v
+        b2i = 0 - u
+        u = (int(p[28]) * 8191 + _CU) >> 15
+        v = (int(p[29]) * 8191 + _CU) >> 15
+        b3r = ((u - v) * -23170 + 16384) >> 15
+        b3i = ((u + v) * -23170 + 16384) >> 15
+        a0r = (int(p[4]) * 8191 + _CB) >> 15
+        a0i = (int(p[5]) * 8191 + _CB) >> 15
+        u = a0r + b2r
+        v = b1r + b3r
+        p[4] = u + v
+        p[20] = u - v
+        u = a0i + b2i
+        v = b1i + b3i
+        p[5] = u + v
+        p[21] = u - v
+        u = a0r - b2r
+        v = b1i - b3i
+        p[12] = u + v
+        p[28] = u - v
+        u = a0i - b2i
+        v = b1r - b3r
+        p[13] = u - v
+        p[29] = u + v
+        u = (int(p[14]) * 8191 + _CU) >> 15
+        v = (int(p[15]) * 8191 + _CU) >> 15
+        b1r = (u * 12539 + v * 30273 + 16384) >> 15
+        b1i = (v * 12539 - u * 30273 + 16384) >> 15
+        u = (int(p[22]) * 8191 + _CU) >> 15
+        v = (int(p[23]) * 8191 + _CU) >> 15
+        b2r = ((u - v) * -23170 + 16384) >> 15
+        b2i = ((u + v) * -23170 + 16384) >> 15
+        u = (int(p[30]) * 8191 + _CU) >> 15
+        v = (int(p[31]) * 8191 + _CU) >> 15
+        b3r = (0 - u * 30273 - v * 12539 + 16384) >> 15
+        b3i = (u * 12539 - v * 30273 + 16384) >> 15
+        a0r = (int(p[6]) * 8191 + _CB) >> 15
+        a0i = (int(p[7]) * 8191 + _CB) >> 15
+        u = a0r + b2r
+        v = b1r + b3r
+        p[6] = u + v
+        p[22] = u - v
+        u = a0i + b2i
+        v = b1i + b3i
+        p[7] = u + v
+        p[23] = u - v
+        u = a0r - b2r
+        v = b1i - b3i
+        p[14] = u + v
+        p[30] = u - v
+        u = a0i - b2i
+        v = b1r - b3r
+        p[15] = u - v
+        p[31] = u + v
         p = ptr16(uint(p) + 64)
-    k = 1
-    while k < 4:
-        tw = ptr16(uint(tw) + 192)
-        c1 = int(tw[0]) - _B
-        s1 = int(tw[1]) - _B
-        c2 = int(tw[2]) - _B
-        s2 = int(tw[3]) - _B
-        c3 = int(tw[4]) - _B
-        s3 = int(tw[5]) - _B
-        p = ptr16(f + 4 * k)
-        while uint(p) < end:
-            u = (int(p[8]) * 8191 + _CU) >> 15
-            v = (int(p[9]) * 8191 + _CU) >> 15
-            a1r = (u * c1 - v * s1 + 16384) >> 15
-            a1i = (u * s1 + v * c1 + 16384) >> 15
-            u = (int(p[16]) * 8191 + _CU) >> 15
-            v = (int(p[17]) * 8191 + _CU) >> 15
-            a2r = (u * c2 - v * s2 + 16384) >> 15
-            a2i = (u * s2 + v * c2 + 16384) >> 15
-            u = (int(p[24]) * 8191 + _CU) >> 15
-            v = (int(p[25]) * 8191 + _CU) >> 15
-            a3r = (u * c3 - v * s3 + 16384) >> 15
-            a3i = (u * s3 + v * c3 + 16384) >> 15
-            a0r = (int(p[0]) * 8191 + _CB) >> 15
-            a0i = (int(p[1]) * 8191 + _CB) >> 15
-            u = a0r + a2r
-            v = a1r + a3r
-            p[0] = u + v
-            p[16] = u - v
-            u = a0i + a2i
-            v = a1i + a3i
-            p[1] = u + v
-            p[17] = u - v
-            u = a0r - a2r
-            v = a1i - a3i
-            p[8] = u + v
-            p[24] = u - v
-            u = a0i - a2i
-            v = a1r - a3r
-            p[9] = u - v
-            p[25] = u + v
-            p = ptr16(uint(p) + 64)
-        k += 1
 
 @micropython.viper
-def _stage16(p: ptr16, tw: ptr16, k: int):
+def _stage_q16(p: ptr16, u: int, v: int):
     # kissfft's radix-4 stage of quarter 16 (fstride 4): butterflies on z[g + k], z[g + k + 16],
-    # z[g + k + 32], z[g + k + 48] for every group g of 64; twiddles W^4k, W^8k, W^12k.
+    # z[g + k + 32], z[g + k + 48] for each group g of 64 points; twiddles W^4k, W^8k, W^12k.
     f = uint(p) + _F
     end = f + 1024
+    t = ptr16(uint(p) + _T1)
     p = ptr16(f)
     while uint(p) < end:  # k = 0: unit twiddles (exact on values <= 2**13)
-        a1r = (int(p[32]) * 8191 + _CU) >> 15
-        a1i = (int(p[33]) * 8191 + _CU) >> 15
-        a2r = (int(p[64]) * 8191 + _CU) >> 15
-        a2i = (int(p[65]) * 8191 + _CU) >> 15
-        a3r = (int(p[96]) * 8191 + _CU) >> 15
-        a3i = (int(p[97]) * 8191 + _CU) >> 15
+        b1r = (int(p[32]) * 8191 + _CU) >> 15
+        b1i = (int(p[33]) * 8191 + _CU) >> 15
+        b2r = (int(p[64]) * 8191 + _CU) >> 15
+        b2i = (int(p[65]) * 8191 + _CU) >> 15
+        b3r = (int(p[96]) * 8191 + _CU) >> 15
+        b3i = (int(p[97]) * 8191 + _CU) >> 15
         a0r = (int(p[0]) * 8191 + _CB) >> 15
         a0i = (int(p[1]) * 8191 + _CB) >> 15
-        u = a0r + a2r
-        v = a1r + a3r
+        u = a0r + b2r
+        v = b1r + b3r
         p[0] = u + v
         p[64] = u - v
-        u = a0i + a2i
-        v = a1i + a3i
+        u = a0i + b2i
+        v = b1i + b3i
         p[1] = u + v
         p[65] = u - v
-        u = a0r - a2r
-        v = a1i - a3i
+        u = a0r - b2r
+        v = b1i - b3i
         p[32] = u + v
         p[96] = u - v
-        u = a0i - a2i
-        v = a1r - a3r
+        u = a0i - b2i
+        v = b1r - b3r
         p[33] = u - v
         p[97] = u + v
         p = ptr16(uint(p) + 256)
     k = 1
     while k < 16:
-        tw = ptr16(uint(tw) + 48)
-        c1 = int(tw[0]) - _B
-        s1 = int(tw[1]) - _B
-        c2 = int(tw[2]) - _B
-        s2 = int(tw[3]) - _B
-        c3 = int(tw[4]) - _B
-        s3 = int(tw[5]) - _B
+        t = ptr16(uint(t) + 16)
+        c1 = int(t[0])
+        n1 = int(t[1])
+        c2 = int(t[_D2]) - _B
+        s2 = int(t[_D2 + 1]) - _B
+        c3 = int(t[_D3]) - _B
+        s3 = int(t[_D3 + 1]) - _B
         p = ptr16(f + 4 * k)
         while uint(p) < end:
             u = (int(p[32]) * 8191 + _CU) >> 15
             v = (int(p[33]) * 8191 + _CU) >> 15
-            a1r = (u * c1 - v * s1 + 16384) >> 15
-            a1i = (u * s1 + v * c1 + 16384) >> 15
+            b1r = (u * c1 + v * n1 + 16384) >> 15
+            b1i = (v * c1 - u * n1 + 16384) >> 15
             u = (int(p[64]) * 8191 + _CU) >> 15
             v = (int(p[65]) * 8191 + _CU) >> 15
-            a2r = (u * c2 - v * s2 + 16384) >> 15
-            a2i = (u * s2 + v * c2 + 16384) >> 15
+            b2r = (u * c2 - v * s2 + 16384) >> 15
+            b2i = (u * s2 + v * c2 + 16384) >> 15
             u = (int(p[96]) * 8191 + _CU) >> 15
             v = (int(p[97]) * 8191 + _CU) >> 15
-            a3r = (u * c3 - v * s3 + 16384) >> 15
-            a3i = (u * s3 + v * c3 + 16384) >> 15
+            b3r = (u * c3 - v * s3 + 16384) >> 15
+            b3i = (u * s3 + v * c3 + 16384) >> 15
             a0r = (int(p[0]) * 8191 + _CB) >> 15
             a0i = (int(p[1]) * 8191 + _CB) >> 15
-            u = a0r + a2r
-            v = a1r + a3r
+            u = a0r + b2r
+            v = b1r + b3r
             p[0] = u + v
             p[64] = u - v
-            u = a0i + a2i
-            v = a1i + a3i
+            u = a0i + b2i
+            v = b1i + b3i
             p[1] = u + v
             p[65] = u - v
-            u = a0r - a2r
-            v = a1i - a3i
+            u = a0r - b2r
+            v = b1i - b3i
             p[32] = u + v
             p[96] = u - v
-            u = a0i - a2i
-            v = a1r - a3r
+            u = a0i - b2i
+            v = b1r - b3r
             p[33] = u - v
             p[97] = u + v
             p = ptr16(uint(p) + 256)
         k += 1
 
 @micropython.viper
-def _stage64(p: ptr16, tw: ptr16, k: int):
-    # kissfft's radix-4 stage of quarter 64 (fstride 1): butterflies on z[g + k], z[g + k + 64],
-    # z[g + k + 128], z[g + k + 192] for every group g of 256; twiddles W^1k, W^2k, W^3k.
-    f = uint(p) + _F
-    end = f + 1024
-    p = ptr16(f)
-    while uint(p) < end:  # k = 0: unit twiddles (exact on values <= 2**13)
-        a1r = (int(p[128]) * 8191 + _CU) >> 15
-        a1i = (int(p[129]) * 8191 + _CU) >> 15
-        a2r = (int(p[256]) * 8191 + _CU) >> 15
-        a2i = (int(p[257]) * 8191 + _CU) >> 15
-        a3r = (int(p[384]) * 8191 + _CU) >> 15
-        a3i = (int(p[385]) * 8191 + _CU) >> 15
+def _stage_q64(p: ptr16, u: int, v: int):
+    # kissfft's last radix-4 stage (quarter 64, fstride 1): butterflies on z[k], z[k + 64],
+    # z[k + 128], z[k + 192]; the twiddles of k sit at fixed offsets from z[k].
+    end = uint(p) + _F + 256
+    p = ptr16(uint(p) + _F)
+    b1r = (int(p[128]) * 8191 + _CU) >> 15
+    b1i = (int(p[129]) * 8191 + _CU) >> 15
+    b2r = (int(p[256]) * 8191 + _CU) >> 15
+    b2i = (int(p[257]) * 8191 + _CU) >> 15
+    b3r = (int(p[384]) * 8191 + _CU) >> 15
+    b3i = (int(p[385]) * 8191 + _CU) >> 15
+    a0r = (int(p[0]) * 8191 + _CB) >> 15
+    a0i = (int(p[1]) * 8191 + _CB) >> 15
+    u = a0r + b2r
+    v = b1r + b3r
+    p[0] = u + v
+    p[256] = u - v
+    u = a0i + b2i
+    v = b1i + b3i
+    p[1] = u + v
+    p[257] = u - v
+    u = a0r - b2r
+    v = b1i - b3i
+    p[128] = u + v
+    p[384] = u - v
+    u = a0i - b2i
+    v = b1r - b3r
+    p[129] = u - v
+    p[385] = u + v
+    p = ptr16(uint(p) + 4)
+    while uint(p) < end:
+        u = (int(p[128]) * 8191 + _CU) >> 15
+        v = (int(p[129]) * 8191 + _CU) >> 15
+        b1r = (u * int(p[_P1]) + v * int(p[_P1 + 1]) + 16384) >> 15
+        b1i = (v * int(p[_P1]) - u * int(p[_P1 + 1]) + 16384) >> 15
+        u = (int(p[256]) * 8191 + _CU) >> 15
+        v = (int(p[257]) * 8191 + _CU) >> 15
+        b2r = (u * (int(p[_P2]) - _B) - v * (int(p[_P2 + 1]) - _B) + 16384) >> 15
+        b2i = (u * (int(p[_P2 + 1]) - _B) + v * (int(p[_P2]) - _B) + 16384) >> 15
+        u = (int(p[384]) * 8191 + _CU) >> 15
+        v = (int(p[385]) * 8191 + _CU) >> 15
+        b3r = (u * (int(p[_P3]) - _B) - v * (int(p[_P3 + 1]) - _B) + 16384) >> 15
+        b3i = (u * (int(p[_P3 + 1]) - _B) + v * (int(p[_P3]) - _B) + 16384) >> 15
         a0r = (int(p[0]) * 8191 + _CB) >> 15
         a0i = (int(p[1]) * 8191 + _CB) >> 15
-        u = a0r + a2r
-        v = a1r + a3r
+        u = a0r + b2r
+        v = b1r + b3r
         p[0] = u + v
         p[256] = u - v
-        u = a0i + a2i
-        v = a1i + a3i
+        u = a0i + b2i
+        v = b1i + b3i
         p[1] = u + v
         p[257] = u - v
-        u = a0r - a2r
-        v = a1i - a3i
+        u = a0r - b2r
+        v = b1i - b3i
         p[128] = u + v
         p[384] = u - v
-        u = a0i - a2i
-        v = a1r - a3r
+        u = a0i - b2i
+        v = b1r - b3r
         p[129] = u - v
         p[385] = u + v
-        p = ptr16(uint(p) + 1024)
-    k = 1
-    while k < 64:
-        tw = ptr16(uint(tw) + 12)
-        c1 = int(tw[0]) - _B
-        s1 = int(tw[1]) - _B
-        c2 = int(tw[2]) - _B
-        s2 = int(tw[3]) - _B
-        c3 = int(tw[4]) - _B
-        s3 = int(tw[5]) - _B
-        p = ptr16(f + 4 * k)
-        while uint(p) < end:
-            u = (int(p[128]) * 8191 + _CU) >> 15
-            v = (int(p[129]) * 8191 + _CU) >> 15
-            a1r = (u * c1 - v * s1 + 16384) >> 15
-            a1i = (u * s1 + v * c1 + 16384) >> 15
-            u = (int(p[256]) * 8191 + _CU) >> 15
-            v = (int(p[257]) * 8191 + _CU) >> 15
-            a2r = (u * c2 - v * s2 + 16384) >> 15
-            a2i = (u * s2 + v * c2 + 16384) >> 15
-            u = (int(p[384]) * 8191 + _CU) >> 15
-            v = (int(p[385]) * 8191 + _CU) >> 15
-            a3r = (u * c3 - v * s3 + 16384) >> 15
-            a3i = (u * s3 + v * c3 + 16384) >> 15
-            a0r = (int(p[0]) * 8191 + _CB) >> 15
-            a0i = (int(p[1]) * 8191 + _CB) >> 15
-            u = a0r + a2r
-            v = a1r + a3r
-            p[0] = u + v
-            p[256] = u - v
-            u = a0i + a2i
-            v = a1i + a3i
-            p[1] = u + v
-            p[257] = u - v
-            u = a0r - a2r
-            v = a1i - a3i
-            p[128] = u + v
-            p[384] = u - v
-            u = a0i - a2i
-            v = a1r - a3r
-            p[129] = u - v
-            p[385] = u + v
-            p = ptr16(uint(p) + 1024)
-        k += 1
+        p = ptr16(uint(p) + 4)
+
 
 
 @micropython.viper
-def _split(p: ptr16, sup: ptr16, k: int):
-    # kiss_fftr's split for k = 5..128: Z[k] and conj Z[256 - k], each / 2, into bins k and
-    # 256 - k, whose energies overwrite those two points (for k = 128 the second formula
-    # is the one C keeps). The int16 wraps of C (-Z.i, the twiddled difference) are kept.
-    q = ptr16(uint(p) + _F + 20)
-    r = ptr16(uint(p) + _F + 1004)
-    sup = ptr16(uint(sup) + 20)
-    end = uint(p) + _F + 516
+def _split(q: ptr16, r: ptr16, x: int):
+    # kiss_fftr's split for k = 5..128: Z[k] (q) and conj Z[256 - k] (r), each / 2, into
+    # bins k and 256 - k, whose energies (< 2**31) overwrite those two points (for
+    # k = 128 C keeps the second formula, written last here). C's int16 wraps are kept:
+    # -Z.i, and the twiddled difference. The twiddle (c, s) is stored as (-c, -s).
+    end = uint(q) + _F + 516
+    q = ptr16(uint(q) + _F + 20)
+    r = ptr16(uint(r) + _F + 1004)
     while uint(q) < end:
         pr = (int(q[0]) * 16383 + _CU2) >> 15
         pi = (int(q[1]) * 16383 + _CU2) >> 15
         nr = (int(r[0]) * 16383 + _CU2) >> 15
         ni = (((65536 - int(r[1])) & 0xFFFF) * 16383 + _CU2) >> 15
-        dr = pr - nr
+        x = pr - nr
         di = pi - ni
-        c = int(sup[0]) - _B
-        s = int(sup[1]) - _B
-        tr = ((((dr * c - di * s + 16384) >> 15) + _B) & 0xFFFF) - _B
-        ti = ((((dr * s + di * c + 16384) >> 15) + _B) & 0xFFFF) - _B
+        # |x|, |di| <= 32766: the products' sum < 2**31, as C's int32 sum
+        tr = ((((di * int(q[_PS + 1]) - x * int(q[_PS]) + 16384) >> 15) + _B) & 0xFFFF) - _B
+        ti = (((16384 - x * int(q[_PS + 1]) - di * int(q[_PS])) >> 15) + _B & 0xFFFF) - _B
         pr += nr
         pi += ni
-        nr = (pr + tr) >> 1
-        ni = (pi + ti) >> 1
-        nr = nr * nr + ni * ni
-        q[0] = nr
-        q[1] = nr >> 16
-        nr = (pr - tr) >> 1
-        ni = (ti - pi) >> 1
-        nr = nr * nr + ni * ni
-        r[0] = nr
-        r[1] = nr >> 16
+        x = (pr + tr) >> 1
+        nr = (pi + ti) >> 1
+        x = x * x + nr * nr
+        q[0] = x
+        q[1] = x >> 16
+        x = (pr - tr) >> 1
+        nr = (ti - pi) >> 1
+        x = x * x + nr * nr
+        r[0] = x
+        r[1] = x >> 16
         q = ptr16(uint(q) + 4)
         r = ptr16(uint(r) - 4)
-        sup = ptr16(uint(sup) + 4)
 
 
 @micropython.viper
-def _fbank(e: ptr16, wt: ptr16, first: ptr8):
-    # Per channel c: A = sum weight m, M = sum m over its bins (m = hi 2**16 + lo, both
-    # summed per limb: weight sums <= 29817, so weight lo < 2**31). Channel c - 1's
-    # 64-bit sum is then A_c + sum (4096 - weight) m over the bins of c - 1
-    # = A_c + 4096 M_(c-1) - A_(c-1); stored as (lo16, hi), hi < 2**31.
-    out = ptr32(uint(e) + _WORK)
-    e = ptr16(uint(e) + _F + 20)
+def _fbank(e: ptr16, al: int, ah: int):
+    # Per channel c: A = sum weight m, M = sum m over its bins (m = hi 2**16 + lo, summed
+    # per limb: weight sums <= 29817, so weight lo < 2**31). Channel c - 1's 64-bit sum
+    # is A_c + sum (4096 - weight) m over the bins of c - 1 = A_c + 4096 M_(c-1) - A_(c-1),
+    # stored as (lo16, hi), hi < 2**31 (4096 M_(c-1) - A_(c-1) = sum (4096 - weight) hi
+    # 2**16 + ..., each part < 2**31).
+    ws = uint(e)
+    f = ptr8(ws + _FIRST)
+    out = ptr32(ws + _WORK)
+    e = ptr16(ws + _F + 20)
     pal = 0
     pah = 0
     pml = 0
     pmh = 0
     c = 0
     while c <= CHANNELS:
-        n = int(first[c + 1]) - int(first[c])
+        end = uint(e) + 4 * (int(f[c + 1]) - int(f[c]))
         al = 0
         ah = 0
         ml = 0
         mh = 0
-        while n > 0:
-            w = int(wt[0])
-            lo = int(e[0])
-            hi = int(e[1])
-            al += w * lo
-            ah += w * hi
-            ml += lo
-            mh += hi
-            wt = ptr16(uint(wt) + 2)
+        while uint(e) < end:
+            al += int(e[_PW]) * int(e[0])
+            ah += int(e[_PW]) * int(e[1])
+            ml += int(e[0])
+            mh += int(e[1])
             e = ptr16(uint(e) + 4)
-            n -= 1
         if c > 0:
-            lo = al - pal
-            hi = (pmh << 12) - pah + ah + ((pml >> 16) << 12) + (lo >> 16)
-            lo = (lo & 0xFFFF) + ((pml & 0xFFFF) << 12)
-            out[0] = lo & 0xFFFF
-            out[1] = hi + (lo >> 16)
-            out = ptr32(uint(out) + 8)
+            x = al - pal
+            y = (pmh << 12) - pah + ah + ((pml >> 16) << 12) + (x >> 16)
+            x = (x & 0xFFFF) + ((pml & 0xFFFF) << 12)
+            out[0] = x & 0xFFFF
+            out[1] = y + (x >> 16)
+            out = ptr32(uint(out) + 16)
         pal = al
         pah = ah
         pml = ml
@@ -653,24 +851,36 @@ def _fbank(e: ptr16, wt: ptr16, first: ptr8):
 
 
 @micropython.viper
-def _sqrt(p: ptr32, seed: ptr16, i: int):
-    # S = Sqrt64(hi 2**16 + lo) >> shift per channel: floor sqrt, + 1 when the remainder
-    # exceeds it (Sqrt32, below 2**32, stops at 65535). The sum is normalised into
-    # [2**28, 2**30) by an even shift, one Newton step from a table seed gives that part's
-    # isqrt, and for sums of 2**30 and more one more Newton step (on the exact remainder)
-    # and an exact check in 12-bit limbs give the rest.
-    bl = ptr8(uint(p) + _BL)
-    sh = int(ptr32(uint(p) + _ST)[1])
-    w = ptr32(uint(p) + _WORK)
-    s = ptr32(uint(p) + _S)
-    i = 0
-    while i < CHANNELS:
+def _tail(w: ptr32, v: int, t: int, out: ptr16):
+    # Per channel (w walks the sums and the noise estimates): the square root, noise
+    # reduction, PCAN and the log.
+    ws = uint(w)
+    bl = ptr8(ws + _BL)
+    seed = ptr16(ws + _SQRT - 128)
+    lut = ptr16(ws + _PCAN)
+    lg = ptr16(ws + _LOG)
+    sh = int(ptr32(ws + _K)[0])
+    w = ptr32(ws + _WORK)
+    end = ws + _WORK + 640
+    while uint(w) < end:
+        # Sqrt64(n), n = hi 2**16 + lo: floor sqrt, + 1 when the remainder exceeds it
+        # (Sqrt32, below 2**32, stops at 65535). n is normalised into [2**28, 2**30) by an
+        # even shift, one Newton step from a table seed gives that part's isqrt; for
+        # n >= 2**30 a Newton step on the exact remainder and an exact check in 12-bit
+        # limbs give the rest.
         lo = int(w[0])
         hi = int(w[1])
         if hi < 16384:
             v = (hi << 16) | lo
-            if v == 0:
-                r = 0
+            if hi >= 4096:
+                t = int(seed[v >> 22])
+                t = (t + v // t) >> 1
+                if t * t > v:
+                    t -= 1
+                if v - t * t > t:
+                    t += 1
+            elif v == 0:
+                t = 0
             else:
                 t = v
                 b = 0
@@ -680,16 +890,15 @@ def _sqrt(p: ptr32, seed: ptr16, i: int):
                 if t >= 256:
                     t >>= 8
                     b += 8
-                b += int(bl[t])
-                e2 = (30 - b) & 30
+                e2 = (30 - b - int(bl[t])) & 30
                 x = v << e2
-                y = int(seed[(x >> 22) - 64])
-                r = (y + x // y) >> 1
-                if r * r > x:
-                    r -= 1
-                r >>= e2 >> 1
-                if v - r * r > r:
-                    r += 1
+                t = int(seed[x >> 22])
+                t = (t + x // t) >> 1
+                if t * t > x:
+                    t -= 1
+                t >>= e2 >> 1
+                if v - t * t > t:
+                    t += 1
         else:
             t = hi
             b = 16
@@ -699,56 +908,42 @@ def _sqrt(p: ptr32, seed: ptr16, i: int):
             if t >= 256:
                 t >>= 8
                 b += 8
-            b += int(bl[t])
-            e2 = (b - 29) & 62
+            e2 = (b + int(bl[t]) - 29) & 62
             if e2 <= 16:
                 x = (hi << (16 - e2)) | (lo >> e2)
                 nl = lo & ((1 << e2) - 1)
             else:
                 x = hi >> (e2 - 16)
                 nl = ((hi & ((1 << (e2 - 16)) - 1)) << 16) | lo
-            y = int(seed[(x >> 22) - 64])
-            r = (y + x // y) >> 1
-            if r * r > x:
-                r -= 1
-            k = e2 >> 1
-            r = (r << k) + ((((x - r * r) << k) + (nl >> k)) // (r << 1))
-            a = r >> 12
-            b = r & 4095
-            t = ((((hi - ((a * a) << 8)) << 4) - ((a * b) << 1)) << 12) + lo - b * b
-            if t < 0:
-                r -= 1
-                t += (r << 1) + 1
-            if t > r:
-                if r != 65535 or hi >= 65536:
-                    r += 1
-        s[i] = r >> sh
-        w = ptr32(uint(w) + 8)
-        i += 1
-
-
-@micropython.viper
-def _tail(p: ptr32, lut: ptr16, out: ptr16, lg: ptr16):
-    # Noise reduction, PCAN and the log, per channel.
-    bl = ptr8(uint(p) + _BL)
-    s = ptr32(uint(p) + _S)
-    est = ptr32(uint(p) + _EST)
-    i = 0
-    while i < CHANNELS:
-        v = int(s[i])
-        u = v << 10  # < 2**31: v < 2**21 (the window's energy bounds every channel)
-        e = int(est[i])
-        sm = 983 if i & 1 else 409
-        d = u - e
+            t = int(seed[x >> 22])
+            t = (t + x // t) >> 1
+            if t * t > x:
+                t -= 1
+            b = e2 >> 1
+            t = (t << b) + ((((x - t * t) << b) + (nl >> b)) // (t << 1))
+            b = t >> 12
+            x = t & 4095
+            v = ((((hi - ((b * b) << 8)) << 4) - ((b * x) << 1)) << 12) + lo - x * x
+            if v < 0:
+                t -= 1
+                v += (t << 1) + 1
+            if v > t:
+                if t != 65535 or hi >= 65536:
+                    t += 1
+        v = t >> sh
+        # noise reduction (v < 2**21: the window's energy bounds every channel, so
+        # t = v << 10 < 2**31)
+        t = v << 10
+        e = int(w[2])
+        sm = 409 if (uint(w) - ws) & 16 else 983  # even channels: _WORK % 32 == 16
+        d = t - e
         e += (d >> 14) * sm + (((d & 16383) * sm) >> 14)
-        est[i] = e
-        if e > u:
-            d = 0
-        else:
-            d = (u - e) >> 10
+        w[2] = e
         v = (v * 819) >> 14
-        if d > v:
-            v = d
+        if e < t:
+            t = (t - e) >> 10
+            if t > v:
+                v = t
         # PCAN: gain = WideDynamicFunction(e) in [0, 32624]
         if e <= 2:
             g = int(lut[e]) - _B
@@ -785,19 +980,20 @@ def _tail(p: ptr32, lut: ptr16, out: ptr16, lg: ptr16):
                 t >>= 8
                 n += 8
             n += int(bl[t]) - 1
-            f = v - (1 << n)
+            v -= 1 << n
             if n < 16:
-                f <<= 16 - n
+                v <<= 16 - n
             else:
-                f >>= n - 16
-            t = f >> 9
+                v >>= n - 16
+            t = v >> 9
             c = int(lg[t])
-            f += c + (((int(lg[t + 1]) - c) * (f - (t << 9))) >> 16)
-            v = 45426 * n + ((45426 * (f >> 8) + ((45426 * (f & 255) + 32768) >> 8)) >> 8)
-            v = (v + 512) >> 10
+            v += c + (((int(lg[t + 1]) - c) * (v & 511)) >> 16)
+            # (45426 log2 + 2**15) >> 16 = 45426 n + (22713 f + 2**14) >> 15 (< 2**31)
+            v = (45426 * n + 512 + ((v * 22713 + 16384) >> 15)) >> 10
             if v > 65535:
                 v = 65535
         else:
             v = 0
-        out[i] = v
-        i += 1
+        out[0] = v
+        out = ptr16(uint(out) + 2)
+        w = ptr32(uint(w) + 16)

@@ -190,26 +190,29 @@ def _hex(values, fmt):
 
 
 def firmware_literals():
-    """The tables in the layouts firmware/earshot/frontend.py embeds, as hex strings."""
+    """The tables as firmware/earshot/frontend.py embeds them (hex strings of
+    little-endian u16 unless said): where each goes in its buffer is the firmware's."""
     b = 32768
     tw = fft_twiddles()
-    rows = []
+    t1, t2, t3 = [], [], []
     for k in range(64):
-        for j in (1, 2, 3):
+        c, s = tw[k]
+        t1 += [c, -s]  # k < 64: cos >= 0, sin <= 0
+        for rows, j in ((t2, 2), (t3, 3)):
             c, s = tw[j * k]
             rows += [c + b, s + b]
     sup = [0, 0]
     for c, s in super_twiddles():
-        sup += [c + b, s + b]
+        sup += [-c, -s]  # k = 1..128: cos <= 0, sin <= 0
     start, end, chans = filterbank()
-    weights = [w for _, _, ws, _ in chans for w in ws]
-    firsts = [first for first, _, _, _ in chans] + [end]
     return {
         "WINDOW": _hex(window_coefficients(), "H"),
-        "TWIDDLE": _hex(rows, "H"),
+        "T1": _hex(t1, "H"),
+        "T2": _hex(t2, "H"),
+        "T3": _hex(t3, "H"),
         "SUPER": _hex(sup, "H"),
-        "FB_WEIGHT": _hex(weights, "H"),
-        "FB_FIRST": _hex(firsts, "B"),
+        "FB_WEIGHT": _hex([w for _, _, ws, _ in chans for w in ws], "H"),
+        "FB_FIRST": _hex([first for first, _, _, _ in chans] + [end], "B"),
         "PCAN": _hex([v + b for v in pcan_lut()], "H"),
         "LOG": _hex(list(LOG_LUT), "H"),
         "SQRT": _hex(sqrt_seed(), "H"),
