@@ -378,12 +378,11 @@ def _cells(q: ptr16, mx: int, mn: int):
 def _shift(q: ptr16, hi: int, lo: int) -> int:
     # The shift from the cells: with M a cell's max |s|, every |w| there is at most
     # ceil(M cmax / 4096) and one is at least floor(M cmin / 4096). When the largest bound
-    # and the largest floor have the same bit length, that is max |w|'s. Else, or when
-    # -32768 may sit where the window is 4096 (cells 23, 24), returns -1.
+    # and the largest floor have the same bit length, that is max |w|'s; else returns -1.
+    # (A -32768 where the window is 4096, which C leaves out of the max, makes the bound
+    # 32768: bit length 16, never the floor's.)
     bl = ptr8(uint(q) + _BL)
     q = ptr16(uint(q) + _CM)
-    if int(q[46]) == _B or int(q[48]) == _B:
-        return -1
     end = uint(q) + 192
     while uint(q) < end:
         m = int(q[0])
@@ -921,15 +920,16 @@ def _tail(w: ptr32, v: int, t: int, out: ptr16):
                 t -= 1
             b = e2 >> 1
             t = (t << b) + ((((x - t * t) << b) + (nl >> b)) // (t << 1))
+            # t is isqrt(n), or isqrt(n) + 1 when sqrt(n) is within 2**-6 below that: then
+            # n > isqrt(n)**2 + isqrt(n) and t is the rounded root already. The remainder
+            # n - t**2 from 12-bit limbs of t (< 2**24):
             b = t >> 12
             x = t & 4095
             v = ((((hi - ((b * b) << 8)) << 4) - ((b * x) << 1)) << 12) + lo - x * x
-            if v < 0:
-                t -= 1
-                v += (t << 1) + 1
             if v > t:
-                if t != 65535 or hi >= 65536:
-                    t += 1
+                t += 1
+            if t > 65535 and hi < 65536:
+                t = 65535
         v = t >> sh
         # noise reduction (v < 2**21: the window's energy bounds every channel, so
         # t = v << 10 < 2**31)
