@@ -60,11 +60,11 @@ _BL = const(6002)  # u8: bit length of 0..255
 _PCAN = const(6258)  # the PCAN gain LUT + 32768
 _LOG = const(6508)  # kLogLut
 _SQRT = const(6768)  # Newton seeds for isqrt over [2**28, 2**30)
-_WORK = const(7152)  # per channel (16 bytes): the filterbank's 64-bit sum (lo16, hi), and
-#                      the noise estimate (state)
-_K = const(7792)  # i32: shift, stage 1's rounding constants k1, k0, its right shift rs
-_N = const(7808)  # i32, state: steps since reset (<= 3)
-_WSSIZE = const(7812)
+_WORK = const(7168)  # per channel, 16 bytes (after a slot for channel -1): the filterbank's
+#                      64-bit sum (lo16, hi), the noise estimate (state), the smoothing
+_K = const(7808)  # i32: shift, stage 1's rounding constants k1, k0, its right shift rs
+_N = const(7824)  # i32, state: steps since reset (<= 3)
+_WSSIZE = const(7828)
 # the same offsets seen from a pointer that walks the FFT points, the window, the cells (u16)
 _P1 = const(512)
 _P2 = const(640)
@@ -219,6 +219,8 @@ def _derived():
             _WS[_CELL + 4 * j + 2 * k + 1] = v >> 8
     for i in range(1, 256):
         _WS[_BL + i] = len(bin(i)) - 2
+    for i in range(CHANNELS):  # noise_reduction_util.cc: 0.025, 0.06 x 2**14 as uint16
+        _WS[_WORK + 16 * i + 12:_WORK + 16 * i + 14] = (983 if i & 1 else 409).to_bytes(2, "little")
 
 
 _derived()
@@ -783,24 +785,26 @@ def _split(q: ptr16, r: ptr16, x: int):
     r = ptr16(uint(r) + _F + 1004)
     while uint(q) < end:
         pr = (int(q[0]) * 16383 + _CU2) >> 15
-        pi = (int(q[1]) * 16383 + _CU2) >> 15
         nr = (int(r[0]) * 16383 + _CU2) >> 15
+        x = (int(q[1]) * 16383 + _CU2) >> 15
         ni = (((65536 - int(r[1])) & 0xFFFF) * 16383 + _CU2) >> 15
+        di = x - ni
+        pi = x + ni
         x = pr - nr
-        di = pi - ni
+        pr += nr
         # |x|, |di| <= 32766: the products' sum < 2**31, as C's int32 sum
         tr = ((((di * int(q[_PS + 1]) - x * int(q[_PS]) + 16384) >> 15) + _B) & 0xFFFF) - _B
         ti = (((16384 - x * int(q[_PS + 1]) - di * int(q[_PS])) >> 15) + _B & 0xFFFF) - _B
-        pr += nr
-        pi += ni
-        x = (pr + tr) >> 1
-        nr = (pi + ti) >> 1
-        x = x * x + nr * nr
+        x = (pi + ti) >> 1
+        x *= x
+        nr = (pr + tr) >> 1
+        x += nr * nr
         q[0] = x
         q[1] = x >> 16
-        x = (pr - tr) >> 1
-        nr = (ti - pi) >> 1
-        x = x * x + nr * nr
+        x = (ti - pi) >> 1
+        x *= x
+        nr = (pr - tr) >> 1
+        x += nr * nr
         r[0] = x
         r[1] = x >> 16
         q = ptr16(uint(q) + 4)
@@ -813,40 +817,46 @@ def _fbank(e: ptr16, al: int, ah: int):
     # per limb: weight sums <= 29817, so weight lo < 2**31). Channel c - 1's 64-bit sum
     # is A_c + sum (4096 - weight) m over the bins of c - 1 = A_c + 4096 M_(c-1) - A_(c-1),
     # stored as (lo16, hi), hi < 2**31 (4096 M_(c-1) - A_(c-1) = sum (4096 - weight) hi
-    # 2**16 + ..., each part < 2**31).
+    # 2**16 + ..., each part < 2**31). Bins go two at a time, an odd one first.
     ws = uint(e)
     f = ptr8(ws + _FIRST)
-    out = ptr32(ws + _WORK)
+    out = ptr32(ws + _WORK - 16)
     e = ptr16(ws + _F + 20)
     pal = 0
     pah = 0
     pml = 0
     pmh = 0
-    c = 0
-    while c <= CHANNELS:
-        end = uint(e) + 4 * (int(f[c + 1]) - int(f[c]))
-        al = 0
-        ah = 0
-        ml = 0
-        mh = 0
-        while uint(e) < end:
-            al += int(e[_PW]) * int(e[0])
-            ah += int(e[_PW]) * int(e[1])
-            ml += int(e[0])
-            mh += int(e[1])
+    while uint(out) < ws + _WORK + 640:
+        n = int(f[1]) - int(f[0])
+        end = uint(e) + 4 * n
+        if n & 1:
+            al = int(e[_PW]) * int(e[0])
+            ah = int(e[_PW]) * int(e[1])
+            ml = int(e[0])
+            mh = int(e[1])
             e = ptr16(uint(e) + 4)
-        if c > 0:
-            x = al - pal
-            y = (pmh << 12) - pah + ah + ((pml >> 16) << 12) + (x >> 16)
-            x = (x & 0xFFFF) + ((pml & 0xFFFF) << 12)
-            out[0] = x & 0xFFFF
-            out[1] = y + (x >> 16)
-            out = ptr32(uint(out) + 16)
+        else:
+            al = 0
+            ah = 0
+            ml = 0
+            mh = 0
+        while uint(e) < end:
+            al += int(e[_PW]) * int(e[0]) + int(e[_PW + 2]) * int(e[2])
+            ah += int(e[_PW]) * int(e[1]) + int(e[_PW + 2]) * int(e[3])
+            ml += int(e[0]) + int(e[2])
+            mh += int(e[1]) + int(e[3])
+            e = ptr16(uint(e) + 8)
+        x = al - pal
         pal = al
+        al = (pmh << 12) - pah + ah + ((pml >> 16) << 12) + (x >> 16)
+        x = (x & 0xFFFF) + ((pml & 0xFFFF) << 12)
         pah = ah
         pml = ml
         pmh = mh
-        c += 1
+        out[0] = x & 0xFFFF
+        out[1] = al + (x >> 16)
+        out = ptr32(uint(out) + 16)
+        f = ptr8(uint(f) + 1)
 
 
 @micropython.viper
@@ -935,7 +945,7 @@ def _tail(w: ptr32, v: int, t: int, out: ptr16):
         # t = v << 10 < 2**31)
         t = v << 10
         e = int(w[2])
-        sm = 409 if (uint(w) - ws) & 16 else 983  # even channels: _WORK % 32 == 16
+        sm = int(w[3])
         d = t - e
         e += (d >> 14) * sm + (((d & 16383) * sm) >> 14)
         w[2] = e
