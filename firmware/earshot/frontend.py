@@ -57,7 +57,7 @@ _CM = const(5576)  # state: max |s| over each 10-sample cell of the window, at 4
 _CELL = const(5768)  # (min, max) of the window over each cell
 _FIRST = const(5960)  # u8: first bin of channels 0..40, then 241
 _BL = const(6002)  # u8: bit length of 0..255
-_PCAN = const(6258)  # the PCAN gain LUT + 32768
+_PCAN = const(6258)  # the PCAN gain LUT (see its literal)
 _LOG = const(6508)  # kLogLut
 _SQRT = const(6768)  # Newton seeds for isqrt over [2**28, 2**30)
 _WORK = const(7168)  # per channel, 16 bytes (after a slot for channel -1): the filterbank's
@@ -175,14 +175,14 @@ _put(_FBW + 20, 4, 2, (
 _put(_FIRST, 1, 1, (
     "050608090b0d0f111316181b1e2124272b2f32373b40454a4f555b626970788089929ba6b0bcc8d5e2f1"))
 
-# PCAN: pcan_gain_control_util.cc: the gain LUT + 32768
+# PCAN: pcan_gain_control_util.cc: the gain LUT: x = 0, 1, then per interval (y0, -a1, a2 + 32768, 0)
 _put(_PCAN, 2, 2, (
-    "7cff79ff76fffa7f0080008070fff47f0080008064ffe97ffe7f00804bffd07f008000801bffa07f00800080"
-    "bbfe427f00800080fdfd867e0480008087fc1d7d12800080b6f97f7a3e80008073f4f975ca80008036eb336f"
-    "328200809bdc8767ce840080f0c8de62a08700806eb38a64a48800809ca0226b4c8700800a937d7202850080"
-    "898a177806830080a685a07bb4810080fa82ac7de88000808e81c77e7a800080cf805c7f408000806b80ab7f"
-    "228000803880d37f128000801d80ea7f088000800f80f37f068000800880f87f048000800480fe7f00800080"
-    "0280fd7f0280008001800080008000800180fd7f02800080008000800080"))
+    "7c7f797f767f060000800000707f0c0000800000647f1700fe7f00004b7f3000008000001b7f600000800000"
+    "bb7ebe0000800000fd7d7a0104800000877ce30212800000b67981053e8000007374070aca800000366bcd10"
+    "328200009b5c7918ce840000f048221da08700006e33761ba48800009c20de144c8700000a13830d02850000"
+    "890ae90706830000a6056004b4810000fa025402e88000008e0139017a800000cf00a400408000006b005500"
+    "2280000038002d00128000001d001600088000000f000d000680000008000800048000000400020000800000"
+    "020003000280000001000000008000000100030002800000000000000080"))
 
 # LOG: log_lut.cc: kLogLut
 _put(_LOG, 2, 2, (
@@ -956,7 +956,7 @@ def _tail(w: ptr32, v: int, t: int, out: ptr16):
                 v = t
         # PCAN: gain = WideDynamicFunction(e) in [0, 32624]
         if e <= 2:
-            g = int(lut[e]) - _B
+            g = int(lut[e])
         else:
             t = e
             n = 0
@@ -971,9 +971,9 @@ def _tail(w: ptr32, v: int, t: int, out: ptr16):
                 f = (e << (11 - n)) & 0x3FF
             else:
                 f = (e >> (n - 11)) & 0x3FF
-            t = 4 * n - 6
-            g = (((int(lut[t + 2]) - _B) * f) >> 5) + ((int(lut[t + 1]) - _B) << 5)
-            g = ((g * f + 16384) >> 15) + int(lut[t]) - _B
+            r = ptr16(uint(lut) + 8 * n - 12)  # this interval's y0, -a1, a2 + 32768
+            g = (((int(r[2]) - _B) * f) >> 5) - (int(r[1]) << 5)
+            g = ((g * f + 16384) >> 15) + int(r[0])
         v = (v >> 6) * g + (((v & 63) * g) >> 6)
         if v < 8192:
             v = (v * v) >> 20
@@ -995,9 +995,9 @@ def _tail(w: ptr32, v: int, t: int, out: ptr16):
                 v <<= 16 - n
             else:
                 v >>= n - 16
-            t = v >> 9
-            c = int(lg[t])
-            v += c + (((int(lg[t + 1]) - c) * (v & 511)) >> 16)
+            r = ptr16(uint(lg) + ((v >> 8) & 0x1FE))  # kLogLut[v >> 9]
+            c = int(r[0])
+            v += c + (((int(r[1]) - c) * (v & 511)) >> 16)
             # (45426 log2 + 2**15) >> 16 = 45426 n + (22713 f + 2**14) >> 15 (< 2**31)
             v = (45426 * n + 512 + ((v * 22713 + 16384) >> 15)) >> 10
             if v > 65535:

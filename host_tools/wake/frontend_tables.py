@@ -174,6 +174,18 @@ def pcan_lut():
     return lut
 
 
+def pcan_rows():
+    """pcan_lut() as the firmware keeps it: the values for x = 0, 1, then per interval n
+    (4 n - 6 ..): y0, -a1 (every a1 <= 0), a2 + 32768, 0 (C leaves that one unset)."""
+    lut = pcan_lut()
+    rows = lut[:2]
+    for n in range(2, WDF_BITS + 1):
+        y0, a1, a2 = lut[4 * n - 6:4 * n - 3]
+        assert y0 >= 0 and a1 <= 0 and -32768 <= a2 < 32768
+        rows += [y0, -a1, a2 + 32768, 0]
+    return rows[:4 * WDF_BITS - 3]
+
+
 def snr_shift():
     correction = FFT.bit_length() - 1 - FILTERBANK_BITS // 2  # MostSignificantBit32(512) = 10
     return PCAN_GAIN_BITS - correction - PCAN_SNR_BITS
@@ -213,7 +225,7 @@ def firmware_literals():
         "SUPER": _hex(sup, "H"),
         "FB_WEIGHT": _hex([w for _, _, ws, _ in chans for w in ws], "H"),
         "FB_FIRST": _hex([first for first, _, _, _ in chans] + [end], "B"),
-        "PCAN": _hex([v + b for v in pcan_lut()], "H"),
+        "PCAN": _hex(pcan_rows(), "H"),
         "LOG": _hex(list(LOG_LUT), "H"),
         "SQRT": _hex(sqrt_seed(), "H"),
     }
