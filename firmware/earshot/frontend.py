@@ -20,17 +20,21 @@
 #   log      ((45426 log2(v << 3) in Q16, rounded) << 6 + 2**15) >> 16, clamped to u16
 # 64-bit quantities are 32-bit limbs here; every viper intermediate stays within signed
 # 32 bits (bounds in the comments), so the ESP32 computes what the 64-bit unix port does.
+# Not emulated: C's uint32 wrap of S << 10 in the noise reduction, reachable only with a
+# channel root S >= 2**21, i.e. a filterbank sum >= 2**42; a window's energy (Parseval)
+# keeps every sum below 4.2e12 < 2**42 unless kissfft's int16 stages overflowed, which
+# needs a window built for it (their wraps themselves are kept).
 #
 # Speed (counted in x86 instructions of the unix port): viper keeps the first three locals
 # of a function in registers and the rest in stack slots, and moves every operand through
 # fixed registers; a kernel is cheapest when its hot pointer and two scratch values are
-# those three and its tables sit at fixed offsets from the data it walks. So the tables
-# and the per-step scratch share one module-level buffer (_WS, one copy for any number of
-# frontends), each frontend keeps only its state (the window, the noise estimates).
-# 16-bit values are stored + 32768 (viper loads zero-extend): a store truncates to 16
-# bits, which is C's int16 wrap, and the bias folds into the constants. The shift is known
-# before the window is computed (from the min and max of every 10-sample cell, kept as the
-# samples arrive), so the window, the scaling and the FFT's first stage are one pass.
+# those three and its tables sit at fixed offsets from the data it walks. So tables,
+# scratch and state share one buffer: the first frontend uses the one the module fills at
+# import, later ones get a copy. 16-bit values are stored + 32768 (viper loads
+# zero-extend): a store truncates to 16 bits, which is C's int16 wrap, and the bias folds
+# into the constants. The shift is known before the window is computed (from the max |s|
+# of every 10-sample cell, kept as the samples arrive), so the window, the scaling and the
+# FFT's first stage are one pass.
 import micropython
 from micropython import const
 from array import array
@@ -941,8 +945,7 @@ def _tail(w: ptr32, v: int, t: int, out: ptr16):
             if t > 65535 and hi < 65536:
                 t = 65535
         v = t >> sh
-        # noise reduction (v < 2**21: the window's energy bounds every channel, so
-        # t = v << 10 < 2**31)
+        # noise reduction (v < 2**21, see the top: t = v << 10 < 2**31)
         t = v << 10
         e = int(w[2])
         sm = int(w[3])
