@@ -77,7 +77,8 @@ def reference(x):
 
     mf = MicroFrontend()
     pcm = _steps(x).tobytes()
-    rows = [mf.process_samples(pcm[i:i + 2 * STEP]).features for i in range(0, len(pcm) - 2 * STEP + 1, 2 * STEP)]
+    rows = [mf.process_samples(pcm[i:i + 2 * STEP]).features
+            for i in range(0, len(pcm) - 2 * STEP + 1, 2 * STEP)]
     rows = [r for r in rows if r]
     return np.rint(np.array(rows, np.float64).reshape(-1, 40) * 25.6).astype(np.uint16)
 
@@ -297,7 +298,8 @@ for shift, n in {rounds}:
     for i, v in enumerate(n):
         struct.pack_into('<ii', ws, {at['_WORK']} + 16 * i, v & 0xFFFF, v >> 16)
     F._tail(ws, 0, 0, f.out)
-    print(json.dumps([list(f.out), [struct.unpack_from('<i', ws, {at['_WORK']} + 16 * i + 8)[0] for i in range(40)]]))
+    est = [struct.unpack_from('<i', ws, {at['_WORK']} + 16 * i + 8)[0] for i in range(40)]
+    print(json.dumps([list(f.out), est]))
 """, tmp_path)
     est = [0] * 40
     for (shift, n), (got, got_est) in zip(rounds, json_lines(out)):
@@ -306,8 +308,8 @@ for shift, n in {rounds}:
 
 def test_firmware_tables_are_the_generators():
     src = (FIRMWARE / "earshot" / "frontend.py").read_text()
-    found = dict((name, "".join(re.findall(r'"([0-9a-f]*)"', body)))
-                 for name, body in re.findall(r'^# (\w+): [^\n]*\n_put\([^\n]*?, \((.*?)\)\)', src, re.M | re.S))
+    blocks = re.findall(r'^# (\w+): [^\n]*\n_put\([^\n]*?, \((.*?)\)\)', src, re.M | re.S)
+    found = {name: "".join(re.findall(r'"([0-9a-f]*)"', body)) for name, body in blocks}
     assert found == frontend_tables.firmware_literals()
 
 

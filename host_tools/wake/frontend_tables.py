@@ -7,16 +7,15 @@
 # The C code mixes float and double. Here every float operation is a double operation
 # rounded to float32 (exact for + - * / of floats), and cosf, log1pf and powf are glibc's
 # own (ctypes), the functions pymicro-features calls when it builds the same tables;
-# kissfft's twiddles are double (math.cos/sin: glibc's cos/sin).
+# kissfft's twiddles are double (math.cos/sin: glibc's cos/sin). tests/test_frontend.py
+# checks them against the tables inside a live pymicro_features frontend.
 #
-# The layout of each table is what the firmware's kernels want (see frontend.py):
-#   WINDOW   480 x s16   the Hann window in Q12 (window_util.cc)
-#   TWIDDLE  64 x 3 x (re, im) s16   W256^k, W256^2k, W256^3k, k = 0..63 (kiss_fft.cc's
-#            twiddles; the radix-4 stages of strides 4 and 16 use every 4th / 16th row)
-#   SUPER    (re, im) s16 for k = 1..128: kiss_fftr's super twiddles
-#   FBANK    the filterbank (filterbank_util.cc), see filterbank_tables()
-#   PCAN     the gain LUT of PCAN (pcan_gain_control_util.cc), s16
-#   LOG      kLogLut (log_lut.cc), u16
+#   window_coefficients()  window_util.cc: 480 Hann coefficients, Q12
+#   fft_twiddles()         kiss_fft.cc: the 256 twiddles of the complex FFT, Q15
+#   super_twiddles()       kiss_fftr.cc: the 128 twiddles of the real FFT's split, Q15
+#   filterbank()           filterbank_util.cc: the channels' bins, weights, unweights
+#   pcan_lut()             pcan_gain_control_util.cc: the gain LUT, C's layout
+#   firmware_literals()    all of them (and a few derived tables) as the firmware embeds them
 import ctypes
 import ctypes.util
 import math
