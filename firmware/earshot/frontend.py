@@ -57,7 +57,8 @@ _FBW = const(2308)  # the filterbank weight of bin b at 4 b (b = 5..240)
 _WIN = const(3272)  # state: the last 480 samples + 32768, oldest first (then 32 unused)
 _COEF = const(4296)  # the window (Q12) of sample n = 0..511 at 2 n (480..511: 0)
 _REV = const(5320)  # at 4 r, r = 0..63: where stage 1 writes (_F + 16 rev4(r))
-_CM = const(5576)  # state: max |s| over each 10-sample cell of the window, at 4 j
+_CM = const(5576)  # state: (P, N) at 4 j: max s >= 0 and max -s > 0 (else 0) over each
+#                   10-sample cell j of the window
 _CELL = const(5768)  # (min, max) of the window over each cell
 _FIRST = const(5960)  # u8: first bin of channels 0..40, then 241
 _BL = const(6002)  # u8: bit length of 0..255
@@ -328,7 +329,7 @@ def _ingest(w: ptr32, s: ptr32, at: int) -> int:
 
 @micropython.viper
 def _cells(q: ptr16, mx: int, mn: int):
-    # max |s| of each 10-sample cell of the step's samples, to cells 32..47
+    # (P, N) of each 10-sample cell of the step's samples, to cells 32..47
     o = ptr16(uint(q) + _CM + 128)
     q = ptr16(uint(q) + _WIN + 640)
     end = uint(q) + 320
@@ -372,44 +373,97 @@ def _cells(q: ptr16, mx: int, mn: int):
         elif int(q[9]) < mn:
             mn = int(q[9])
         mx -= _B
+        if mx < 0:  # no sample >= 0
+            mx = 0
         mn = _B - mn
-        if mn > mx:
-            mx = mn
+        if mn < 0:  # none < 0
+            mn = 0
         o[0] = mx
+        o[1] = mn
         o = ptr16(uint(o) + 4)
         q = ptr16(uint(q) + 20)
 
 
 @micropython.viper
 def _shift(q: ptr16, hi: int, lo: int) -> int:
-    # The shift from the cells: with M a cell's max |s|, every |w| there is at most
-    # ceil(M cmax / 4096) and one is at least floor(M cmin / 4096). When the largest bound
-    # and the largest floor have the same bit length, that is max |w|'s; else returns -1.
-    # (A -32768 where the window is 4096, which C leaves out of the max, makes the bound
-    # 32768: bit length 16, never the floor's.)
-    bl = ptr8(uint(q) + _BL)
-    q = ptr16(uint(q) + _CM)
+    # The shift from the cells (P, N: a cell's largest s >= 0 and largest -s > 0): every
+    # |w| there is at most ceil(max(P, N) cmax / 4096), and the samples that have P and N
+    # give |w| of at least floor(P cmin / 4096) and ceil(N cmin / 4096) (w rounds down).
+    # Unless -32768 sits where the window is 4096 (samples 238..241; C leaves that w out
+    # of the max), every |w| <= 32767. When the largest bound and the largest floor have
+    # the same bit length b, that is max |w|'s; else the window's samples in the cells
+    # whose bound reaches 2**(b - 1) are looked at. Returns -1 when that does not settle
+    # it either, or for a -32768 at 238..241 unless the shift is 0 anyway.
+    ws = uint(q)
+    bl = ptr8(ws + _BL)
+    q = ptr16(ws + _WIN + 476)  # samples 238..241
+    x = 0
+    if int(q[0]) == 0 or int(q[1]) == 0 or int(q[2]) == 0 or int(q[3]) == 0:
+        x = 1  # left out of the lower bounds: N of cells 23 and 24
+    q = ptr16(ws + _CM)
+    n23 = int(q[47])
+    n24 = int(q[49])
+    if x:
+        q[47] = 0
+        q[49] = 0
+    end = uint(q) + 192
+    ln = 0
+    while uint(q) < end:
+        p = int(q[0])
+        n = int(q[1])
+        if p * int(q[_PM]) > lo:
+            lo = p * int(q[_PM])
+        if n * int(q[_PM]) > ln:
+            ln = n * int(q[_PM])
+        if p > n:
+            n = p
+        if n * int(q[_PM + 1]) > hi:
+            hi = n * int(q[_PM + 1])
+        q = ptr16(uint(q) + 4)
+    q = ptr16(ws + _CM)
+    q[47] = n23
+    q[49] = n24
+    hi = (hi + 4095) >> 12
+    if hi > 32767 or x:
+        hi = 32767
+    lo >>= 12
+    ln = (ln + 4095) >> 12
+    if ln > lo:
+        lo = ln
+    if hi >= 256:
+        n = int(bl[hi >> 8]) + 8
+    else:
+        n = int(bl[hi])
+    if lo >= 256:
+        p = int(bl[lo >> 8]) + 8
+    else:
+        p = int(bl[lo])
+    if n == p:
+        if x and n < 15:
+            return -1
+        return 15 - n
+    if x:
+        return -1
+    # bit length n or less: is some |w| >= 2**(n - 1)?
+    lo = 1 << (n - 1)
+    hi = lo << 12
     end = uint(q) + 192
     while uint(q) < end:
         m = int(q[0])
-        if m * int(q[_PM + 1]) > hi:
-            hi = m * int(q[_PM + 1])
-        if m * int(q[_PM]) > lo:
-            lo = m * int(q[_PM])
+        if int(q[1]) > m:
+            m = int(q[1])
+        if m * int(q[_PM + 1]) + 4095 >= hi:
+            s = ptr16(ws + _WIN + 5 * (uint(q) - ws - _CM))  # the cell's 10 samples
+            e = uint(s) + 20
+            while uint(s) < e:
+                w = ((int(s[0]) - _B) * int(s[_PC])) >> 12
+                if w >= lo or w <= 0 - lo:
+                    return 15 - n
+                s = ptr16(uint(s) + 2)
         q = ptr16(uint(q) + 4)
-    hi = (hi + 4095) >> 12
-    lo >>= 12
-    if hi >= 256:
-        m = int(bl[hi >> 8]) + 8
-    else:
-        m = int(bl[hi])
-    if lo >= 256:
-        hi = int(bl[lo >> 8]) + 8
-    else:
-        hi = int(bl[lo])
-    if m != hi:
-        return -1
-    return 15 - m
+    if p == n - 1:
+        return 16 - n
+    return -1
 
 
 @micropython.viper
