@@ -247,22 +247,16 @@ class Frontend:
     @micropython.native  # bytecode would heap-allocate the call's frame
     def step(self, buf, at):
         ws = self._ws
-        n = _ingest(ws, buf, at)
-        _cells(ws, 0, 0)
-        if n < 3:
+        if _ingest(ws, at, 0, buf) < 3:
             return False
         sh = _shift(ws, 0, 0)
         if sh < 0:
             sh = _slow(ws, 0, 0)
-        _setk(ws, sh, 0)
-        _stage1(ws, 0, 0)
+        _stage1(ws, sh, 0)
         if sh > 255:
             _unpatch(ws, sh, 0)
-        _stage_q4(ws, 0, 0)
-        _stage_q16(ws, 0, 0)
-        _stage_q64(ws, 0, 0)
-        _split(ws, ws, 0)
-        _fbank(ws, 0, 0)
+        _fft(ws, 0, 0)
+        _spectrum(ws, ws, 0)
         _tail(ws, 0, 0, self.out)
         return True
 
@@ -278,60 +272,50 @@ def _reset(ws: ptr32):
 
 
 @micropython.viper
-def _ingest(w: ptr32, s: ptr32, at: int) -> int:
+def _ingest(q: ptr16, mx: int, mn: int, s: ptr32) -> int:
     # Moves the window on by a step: samples 160..479 to 0..319 and the step's 160 (s16
-    # at byte `at` of s) + 32768 to 320..479, the cells' maxima 16..47 to 0..31.
-    # Returns the steps seen since reset (<= 3).
-    ws = uint(w)
-    w = ptr32(ws + _WIN)
+    # at byte mx of s) + 32768 to 320..479; the cells 16..47 to 0..31 and the new ones'
+    # (P, N) to 32..47. Returns the steps seen since reset (<= 3).
+    ws = uint(q)
+    s = ptr32(uint(s) + mx)
+    q = ptr16(ws + _WIN)
     end = ws + _WIN + 640
-    while uint(w) < end:
-        w[0] = w[80]
-        w[1] = w[81]
-        w[2] = w[82]
-        w[3] = w[83]
-        w[4] = w[84]
-        w[5] = w[85]
-        w[6] = w[86]
-        w[7] = w[87]
-        w = ptr32(uint(w) + 32)
-    s = ptr32(uint(s) + at)
-    at = 0x8000
-    at |= at << 16  # 0x80008000 at run time (no small int on a 32-bit port)
+    while uint(q) < end:
+        ptr32(q)[0] = ptr32(q)[80]
+        ptr32(q)[1] = ptr32(q)[81]
+        ptr32(q)[2] = ptr32(q)[82]
+        ptr32(q)[3] = ptr32(q)[83]
+        ptr32(q)[4] = ptr32(q)[84]
+        ptr32(q)[5] = ptr32(q)[85]
+        ptr32(q)[6] = ptr32(q)[86]
+        ptr32(q)[7] = ptr32(q)[87]
+        q = ptr16(uint(q) + 32)
+    mx = 0x8000
+    mx |= mx << 16  # 0x80008000 at run time (no small int on a 32-bit port)
     end = ws + _WIN + 960
-    while uint(w) < end:
-        w[0] = s[0] ^ at
-        w[1] = s[1] ^ at
-        w[2] = s[2] ^ at
-        w[3] = s[3] ^ at
-        w[4] = s[4] ^ at
-        w = ptr32(uint(w) + 20)
+    while uint(q) < end:
+        ptr32(q)[0] = s[0] ^ mx
+        ptr32(q)[1] = s[1] ^ mx
+        ptr32(q)[2] = s[2] ^ mx
+        ptr32(q)[3] = s[3] ^ mx
+        ptr32(q)[4] = s[4] ^ mx
+        q = ptr16(uint(q) + 20)
         s = ptr32(uint(s) + 20)
-    w = ptr32(ws + _CM)
+    q = ptr16(ws + _CM)
     end = ws + _CM + 128
-    while uint(w) < end:
-        w[0] = w[16]
-        w[1] = w[17]
-        w[2] = w[18]
-        w[3] = w[19]
-        w[4] = w[20]
-        w[5] = w[21]
-        w[6] = w[22]
-        w[7] = w[23]
-        w = ptr32(uint(w) + 32)
-    w = ptr32(ws + _N)
-    at = w[0]
-    if at < 3:
-        at += 1
-        w[0] = at
-    return at
-
-
-@micropython.viper
-def _cells(q: ptr16, mx: int, mn: int):
-    # (P, N) of each 10-sample cell of the step's samples, to cells 32..47
-    o = ptr16(uint(q) + _CM + 128)
-    q = ptr16(uint(q) + _WIN + 640)
+    while uint(q) < end:
+        ptr32(q)[0] = ptr32(q)[16]
+        ptr32(q)[1] = ptr32(q)[17]
+        ptr32(q)[2] = ptr32(q)[18]
+        ptr32(q)[3] = ptr32(q)[19]
+        ptr32(q)[4] = ptr32(q)[20]
+        ptr32(q)[5] = ptr32(q)[21]
+        ptr32(q)[6] = ptr32(q)[22]
+        ptr32(q)[7] = ptr32(q)[23]
+        q = ptr16(uint(q) + 32)
+    # each new cell's largest s >= 0 and -s > 0 (else 0)
+    o = ptr16(ws + _CM + 128)
+    q = ptr16(ws + _WIN + 640)
     end = uint(q) + 320
     while uint(q) < end:
         mx = int(q[0])
@@ -382,6 +366,12 @@ def _cells(q: ptr16, mx: int, mn: int):
         o[1] = mn
         o = ptr16(uint(o) + 4)
         q = ptr16(uint(q) + 20)
+    n = ptr32(ws + _N)
+    mx = n[0]
+    if mx < 3:
+        mx += 1
+        n[0] = mx
+    return mx
 
 
 @micropython.viper
@@ -509,32 +499,22 @@ def _unpatch(p: ptr16, sh: int, i: int):
 
 
 @micropython.viper
-def _setk(k: ptr32, sh: int, rs: int):
-    # stage 1 computes x / 4 for x = w << shift (shift <= 14; 15 only for an all-zero
-    # window) as (w 8191 + k1) >> rs, k1 = 2**14 >> shift, rs = 15 - shift; + 32768 with k0.
-    k = ptr32(uint(k) + _K)
-    sh &= 255
-    k[0] = sh
-    if sh > 14:
-        sh = 14
-    rs = 15 - sh
-    k[1] = 16384 >> sh
-    k[2] = (16384 >> sh) + (_B << rs)
-    k[3] = rs
-
-
-@micropython.viper
 def _stage1(p: ptr16, k1: int, u: int):
-    # The window, the shift and kissfft's first radix-4 stage in one pass: for r = 0..63,
-    # z[r], z[r + 64], z[r + 128], z[r + 192] (z[n] = x[2n] + i x[2n+1]), each / 4, and
-    # the butterfly (its unit twiddle 32767 is exact on values <= 2**13) to positions
-    # 4 rev4(r) .. + 3. p walks the samples; the window and the output offsets sit at
-    # fixed offsets from them.
+    # The window, the shift (k1 & 255) and kissfft's first radix-4 stage in one pass: for
+    # r = 0..63, z[r], z[r + 64], z[r + 128], z[r + 192] (z[n] = x[2n] + i x[2n+1]),
+    # each / 4, and the butterfly (its unit twiddle 32767 is exact on values <= 2**13)
+    # to positions 4 rev4(r) .. + 3. p walks the samples; the window and the output
+    # offsets sit at fixed offsets from them. x / 4 for x = w << shift is computed as
+    # (w 8191 + k1) >> rs, k1 = 2**14 >> shift, rs = 15 - shift (shift <= 14; 15 only for
+    # an all-zero window); + 32768 with k0.
     ws = uint(p)
-    k = ptr32(ws + _K)
-    k1 = int(k[1])
-    k0 = int(k[2])
-    rs = int(k[3])
+    k1 &= 255
+    ptr32(ws + _K)[0] = k1  # for the square root
+    if k1 > 14:
+        k1 = 14
+    rs = 15 - k1
+    k1 = 16384 >> k1
+    k0 = k1 + (_B << rs)
     p = ptr16(ws + _WIN)
     end = uint(p) + 256
     while uint(p) < end:
@@ -566,7 +546,9 @@ def _stage1(p: ptr16, k1: int, u: int):
         p = ptr16(uint(p) + 4)
 
 @micropython.viper
-def _stage_q4(p: ptr16, u: int, v: int):
+def _fft(p: ptr16, u: int, v: int):
+    # kissfft's radix-4 stages 2..4 (quarter 4, 16, 64) on the points stage 1 wrote.
+    ws = uint(p)
     # kissfft's radix-4 stage of quarter 4 (fstride 16) on every group of 16 points; its
     # twiddles (W^16k, W^32k, W^48k, k = 0..3) are constants here.
     end = uint(p) + _F + 1024
@@ -687,9 +669,7 @@ def _stage_q4(p: ptr16, u: int, v: int):
         p[15] = u - v
         p[31] = u + v
         p = ptr16(uint(p) + 64)
-
-@micropython.viper
-def _stage_q16(p: ptr16, u: int, v: int):
+    p = ptr16(ws)
     # kissfft's radix-4 stage of quarter 16 (fstride 4): butterflies on z[g + k], z[g + k + 16],
     # z[g + k + 32], z[g + k + 48] for each group g of 64 points; twiddles W^4k, W^8k, W^12k.
     f = uint(p) + _F
@@ -765,9 +745,7 @@ def _stage_q16(p: ptr16, u: int, v: int):
             p[97] = u + v
             p = ptr16(uint(p) + 256)
         k += 1
-
-@micropython.viper
-def _stage_q64(p: ptr16, u: int, v: int):
+    p = ptr16(ws)
     # kissfft's last radix-4 stage (quarter 64, fstride 1): butterflies on z[k], z[k + 64],
     # z[k + 128], z[k + 192]; the twiddles of k sit at fixed offsets from z[k].
     end = uint(p) + _F + 256
@@ -831,13 +809,14 @@ def _stage_q64(p: ptr16, u: int, v: int):
         p = ptr16(uint(p) + 4)
 
 
-
 @micropython.viper
-def _split(q: ptr16, r: ptr16, x: int):
+def _spectrum(q: ptr16, r: ptr16, x: int):
     # kiss_fftr's split for k = 5..128: Z[k] (q) and conj Z[256 - k] (r), each / 2, into
     # bins k and 256 - k, whose energies (< 2**31) overwrite those two points (for
     # k = 128 C keeps the second formula, written last here). C's int16 wraps are kept:
     # -Z.i, and the twiddled difference. The twiddle (c, s) is stored as (-c, -s).
+    # Then the filterbank.
+    ws = uint(q)
     end = uint(q) + _F + 516
     q = ptr16(uint(q) + _F + 20)
     r = ptr16(uint(r) + _F + 1004)
@@ -867,53 +846,49 @@ def _split(q: ptr16, r: ptr16, x: int):
         r[1] = x >> 16
         q = ptr16(uint(q) + 4)
         r = ptr16(uint(r) - 4)
-
-
-@micropython.viper
-def _fbank(e: ptr16, al: int, ah: int):
-    # Per channel c: A = sum weight m, M = sum m over its bins (m = hi 2**16 + lo, summed
-    # per limb: weight sums <= 29817, so weight lo < 2**31). Channel c - 1's 64-bit sum
-    # is A_c + sum (4096 - weight) m over the bins of c - 1 = A_c + 4096 M_(c-1) - A_(c-1),
-    # stored as (lo16, hi), hi < 2**31 (4096 M_(c-1) - A_(c-1) = sum (4096 - weight) hi
-    # 2**16 + ..., each part < 2**31). Bins go two at a time, an odd one first.
-    ws = uint(e)
+    # The filterbank. Per channel c: A = sum weight m, M = sum m over its bins (m = hi
+    # 2**16 + lo, summed per limb: weight sums <= 29817, so weight lo < 2**31). Channel
+    # c - 1's 64-bit sum is A_c + sum (4096 - weight) m over the bins of c - 1
+    # = A_c + 4096 M_(c-1) - A_(c-1), stored as (lo16, hi), hi < 2**31 (4096 M_(c-1) -
+    # A_(c-1) = sum (4096 - weight) hi 2**16 + ..., each part < 2**31). Bins go two at a
+    # time, an odd one first. q walks the bins, r the sums (as i32), x is A's low part.
     f = ptr8(ws + _FIRST)
-    out = ptr32(ws + _WORK - 16)
-    e = ptr16(ws + _F + 20)
+    r = ptr16(ws + _WORK - 16)
+    q = ptr16(ws + _F + 20)
     pal = 0
     pah = 0
     pml = 0
     pmh = 0
-    while uint(out) < ws + _WORK + 640:
+    while uint(r) < ws + _WORK + 640:
         n = int(f[1]) - int(f[0])
-        end = uint(e) + 4 * n
+        end = uint(q) + 4 * n
         if n & 1:
-            al = int(e[_PW]) * int(e[0])
-            ah = int(e[_PW]) * int(e[1])
-            ml = int(e[0])
-            mh = int(e[1])
-            e = ptr16(uint(e) + 4)
+            x = int(q[_PW]) * int(q[0])
+            ah = int(q[_PW]) * int(q[1])
+            ml = int(q[0])
+            mh = int(q[1])
+            q = ptr16(uint(q) + 4)
         else:
-            al = 0
+            x = 0
             ah = 0
             ml = 0
             mh = 0
-        while uint(e) < end:
-            al += int(e[_PW]) * int(e[0]) + int(e[_PW + 2]) * int(e[2])
-            ah += int(e[_PW]) * int(e[1]) + int(e[_PW + 2]) * int(e[3])
-            ml += int(e[0]) + int(e[2])
-            mh += int(e[1]) + int(e[3])
-            e = ptr16(uint(e) + 8)
-        x = al - pal
-        pal = al
-        al = (pmh << 12) - pah + ah + ((pml >> 16) << 12) + (x >> 16)
-        x = (x & 0xFFFF) + ((pml & 0xFFFF) << 12)
+        while uint(q) < end:
+            x += int(q[_PW]) * int(q[0]) + int(q[_PW + 2]) * int(q[2])
+            ah += int(q[_PW]) * int(q[1]) + int(q[_PW + 2]) * int(q[3])
+            ml += int(q[0]) + int(q[2])
+            mh += int(q[1]) + int(q[3])
+            q = ptr16(uint(q) + 8)
+        lo = x - pal
+        pal = x
+        x = (pmh << 12) - pah + ah + ((pml >> 16) << 12) + (lo >> 16)
+        lo = (lo & 0xFFFF) + ((pml & 0xFFFF) << 12)
         pah = ah
         pml = ml
         pmh = mh
-        out[0] = x & 0xFFFF
-        out[1] = al + (x >> 16)
-        out = ptr32(uint(out) + 16)
+        ptr32(r)[0] = lo & 0xFFFF
+        ptr32(r)[1] = x + (lo >> 16)
+        r = ptr16(uint(r) + 16)
         f = ptr8(uint(f) + 1)
 
 
