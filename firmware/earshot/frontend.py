@@ -67,7 +67,7 @@ _LOG = const(6508)  # kLogLut
 _SQRT = const(6768)  # Newton seeds for isqrt over [2**28, 2**30)
 _WORK = const(7168)  # per channel, 16 bytes (after a slot for channel -1): the filterbank's
 #                      64-bit sum (lo16, hi), the noise estimate (state), the smoothing
-_K = const(7808)  # i32: shift, stage 1's rounding constants k1, k0, its right shift rs
+_K = const(7808)  # i32: the step's shift (the square root undoes it)
 _N = const(7824)  # i32, state: steps since reset (<= 3)
 _WSSIZE = const(7828)
 # the same offsets seen from a pointer that walks the FFT points, the window, the cells (u16)
