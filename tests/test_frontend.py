@@ -270,7 +270,8 @@ def c_channels(n, est, shift):
     return out
 
 
-def test_square_root_noise_reduction_pcan_and_log_on_edge_sums(tmp_path):
+@pytest.mark.parametrize("exe", INTERPRETERS)
+def test_square_root_noise_reduction_pcan_and_log_on_edge_sums(exe, tmp_path):
     # The tail of a step (_tail) on chosen 64-bit sums against the C code's arithmetic:
     # every branch of the square root (below 2**28, 2**28..2**30, above, Sqrt32's stop at
     # 65535 just below 2**32, perfect squares and their neighbours), of PCAN's gain
@@ -300,7 +301,7 @@ for shift, n in {rounds}:
     F._tail(ws, 0, 0, f.out)
     est = [struct.unpack_from('<i', ws, {at['_WORK']} + 16 * i + 8)[0] for i in range(40)]
     print(json.dumps([list(f.out), est]))
-""", tmp_path)
+""", tmp_path, exe)
     est = [0] * 40
     for (shift, n), (got, got_est) in zip(rounds, json_lines(out)):
         assert got == c_channels(n, est, shift) and got_est == est, (shift, n)
