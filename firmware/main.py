@@ -26,10 +26,12 @@ def wake_detector(cfg):
     if not path:
         _log.info("wake", "model=none using=push_to_talk")
         return NoDetector()
+    if "." not in path:
+        path += wakemodel.EXT
     try:
         model = wakemodel.load(path)
         detector = WakeDetector(model, cfg["sensitivity"])
-    except (wakemodel.ModelError, ValueError) as e:
+    except (wakemodel.ModelError, ValueError, MemoryError) as e:
         _log.error("wake", "model=" + value(path) + " error=" + value(e) + " using=push_to_talk")
         return NoDetector()
     _log.info("wake", "model=" + value(path) + " phrase=" + value(model.phrase) + " sensitivity="

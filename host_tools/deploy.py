@@ -66,7 +66,9 @@ def add_arguments(p):
     p.add_argument("--pairing", metavar="DIR", help="the credentials `earshot pair NAME` made (…/pairings/NAME); "
                                                     "the board's device name becomes NAME")
     p.add_argument("--sensitivity", choices=("low", "default", "high"), help="wake-word sensitivity")
-    p.add_argument("--wake-model", metavar="FILE", help="use this wake-word model (.eww) instead of the bundled one")
+    p.add_argument("--wake-model", metavar="NAME|FILE",
+                   help="use this wake-word model: hey_jarvis (default), okay_nabu, alexa, hey_mycroft, or a "
+                        "microWakeWord v2 .tflite/.json (converted) or an .eww")
     p.add_argument("--source", action="store_true", help="copy the .py sources instead of compiling them")
     p.add_argument("--dry-run", action="store_true", help="list what would change and write nothing")
     p.add_argument("--no-reset", action="store_true", help="leave the board at the REPL afterwards")
@@ -134,7 +136,9 @@ def _settings_from_args(args):
     if args.sensitivity:
         out["sensitivity"] = args.sensitivity
     if args.wake_model:
-        out["wake_model"] = Path(args.wake_model).name
+        from host_tools.wake import models
+
+        out["wake_model"] = models.board_name(args.wake_model)
     return out
 
 
@@ -173,15 +177,11 @@ def _board_for(platform, machine):
 
 
 def _firmware_files(board, mpy, args):
-    from host_tools.sim.board_dir import pinmap
+    from host_tools.sim.board_dir import pinmap, wake_models
 
     files = {"main.py": (FIRMWARE / "main.py").read_bytes(),
              "board.json": json.dumps(pinmap(board), indent=1).encode()}
-    for model in [*FIRMWARE.glob("*.eww"), *([Path(args.wake_model)] if args.wake_model else [])]:
-        try:
-            files[model.name] = model.read_bytes()
-        except OSError as e:
-            raise CommandError(f"cannot read {model}: {e.strerror}")
+    files.update(wake_models(args.wake_model))
     modules = sorted((FIRMWARE / "earshot").glob("*.py"))
     arch = _mpy_arch(mpy, args.source)
     for src in modules:

@@ -3,7 +3,7 @@
 # began on its wake word. The board streams its pre-roll, so the phrase it heard is in the
 # first `preroll_ms` of audio; the verifier decides once it has heard that plus DECIDE_AFTER_MS.
 # A session it rejects is never stored; the board is told to stop at once.
-from host_tools.wake.evaluate import mww_model_for
+from host_tools.wake.models import for_phrase
 
 RATE = 16000
 DECIDE_AFTER_MS = 300  # audio past the board's wake point the verifier may still need
@@ -16,7 +16,7 @@ def available(phrase):
         import pymicro_wakeword  # noqa: F401
     except ImportError:
         return False
-    return bool(phrase) and mww_model_for(phrase) is not None
+    return bool(phrase) and for_phrase(phrase) is not None
 
 
 class WakeCheck:
@@ -25,7 +25,7 @@ class WakeCheck:
     def __init__(self, phrase, preroll_ms, cutoff=DEFAULT_CUTOFF):
         from pymicro_wakeword import MicroWakeWord, MicroWakeWordFeatures, Model
 
-        self._mww = MicroWakeWord.from_builtin(getattr(Model, mww_model_for(phrase)))
+        self._mww = MicroWakeWord.from_builtin(Model(for_phrase(phrase)))
         self._features = MicroWakeWordFeatures()
         self.cutoff = cutoff
         self.score = 0.0  # the highest mean probability so far

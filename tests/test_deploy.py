@@ -93,7 +93,7 @@ def test_a_deploy_cut_short_leaves_the_old_firmware_whole(board):
     proc = subprocess.Popen([EARSHOT, "deploy", "--port", board.url, "--no-reset"], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
     for line in proc.stdout:
-        if "writing earshot/features.mpy" in line:
+        if "writing earshot/frontend.mpy" in line:
             board.stop()
             break
     out = proc.stdout.read()

@@ -21,7 +21,7 @@
 #
 # Speed: viper keeps the first three locals in registers, so each kernel gets its hot
 # pointers and accumulator as its first three arguments; inner loops are unrolled with
-# constant offsets. Measured (host_tools/wake/inference_cost.py, callgrind on the unix
+# constant offsets. Measured (`make bench`, callgrind on the unix
 # port): a dense multiply-add costs about 10 x86 instructions, a depthwise one about 16
 # (zero ReLU inputs skipped), a requantised channel about 170; hey_jarvis about 10.5 M
 # instructions per second of audio.

@@ -24,7 +24,7 @@ SCHEMA = {
     "max_session_s": (int, 15, 2, 60),
     "vad_hangover_ms": (int, 700, 200, 3000),
     "vad_min_level": (int, 40, 1, 10000),
-    "wake_model": (str, "hey_jarvis.eww", 0, 64),  # "" = push-to-talk only
+    "wake_model": (str, "hey_jarvis", 0, 64),  # a model file, NAME = NAME.eww; "" = push-to-talk only
     "sensitivity": (str, "default", 3, 7),
 }
 _CHOICES = {"sensitivity": ("low", "default", "high")}

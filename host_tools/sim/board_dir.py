@@ -23,24 +23,22 @@ def pinmap(name):
     return json.loads(path.read_text())
 
 
-def prepare(folder, board, settings_file=None, overrides=None, extra_files=()):
-    # Installs firmware + board.json (+ settings, + extra files such as a wake-word model)
-    # into the folder; returns (notes, pin map).
+def prepare(folder, board, settings_file=None, overrides=None, wake_model=None):
+    # Installs firmware + board.json + the wake-word models (the default one, and
+    # `wake_model` if given: see host_tools/wake/models.py) (+ settings) into the folder;
+    # returns (notes, pin map).
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     pins = pinmap(board)
     for old in (folder / "earshot").glob("*.py"):
         old.unlink()
     (folder / "earshot").mkdir(exist_ok=True)
-    for src in [*FIRMWARE.rglob("*.py"), *FIRMWARE.glob("*.eww")]:
+    for src in FIRMWARE.rglob("*.py"):
         dst = folder / src.relative_to(FIRMWARE)
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dst)
-    for extra in extra_files:
-        try:
-            shutil.copyfile(extra, folder / Path(extra).name)
-        except OSError as e:
-            raise CommandError(f"cannot read {extra}: {e.strerror}")
+    for name, data in wake_models(wake_model).items():
+        (folder / name).write_bytes(data)
     (folder / "board.json").write_text(json.dumps(pins, indent=1))
     settings = folder / "settings.json"
     if settings_file is not None:
@@ -49,6 +47,20 @@ def prepare(folder, board, settings_file=None, overrides=None, extra_files=()):
         except OSError as e:
             raise CommandError(f"cannot read settings file {settings_file}: {e.strerror}")
     return _apply_overrides(settings, overrides or {}), pins
+
+
+def wake_models(spec=None):
+    # {file name on the board: bytes}: the default model, and `spec`'s if given.
+    from host_tools.wake import models
+
+    out = {}
+    for s in (models.DEFAULT, *([spec] if spec else [])):
+        path = models.board_file(s)
+        try:
+            out[models.board_name(s)] = path.read_bytes()
+        except OSError as e:
+            raise CommandError(f"cannot read {path}: {e.strerror}")
+    return out
 
 
 def install_pairing(folder, files):

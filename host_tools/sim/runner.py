@@ -29,7 +29,9 @@ def add_arguments(p):
     p.add_argument("--board-dir", default="sim-board", help="the board's filesystem folder, kept between runs")
     p.add_argument("--settings", help="settings.json to install on the board before boot (copied as is)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one setting")
-    p.add_argument("--wake-model", metavar="FILE", help="install this wake-word model (.eww) on the board and use it")
+    p.add_argument("--wake-model", metavar="NAME|FILE",
+                   help="put this wake-word model on the board and use it: hey_jarvis (default), okay_nabu, "
+                        "alexa, hey_mycroft, or a microWakeWord v2 .tflite/.json (converted) or an .eww")
     p.add_argument("--press", action="append", type=float, default=[], metavar="T", help="short press at T seconds")
     p.add_argument("--hold", action="append", default=[], metavar="T:SECONDS", help="hold the button (1.5 s mutes)")
     p.add_argument("--power-cycle", action="append", type=float, default=[], metavar="T", help="pull the plug at T")
@@ -44,6 +46,8 @@ def add_arguments(p):
     p.add_argument("--recordings", default="recordings", help="where the built-in receiver stores sessions")
     p.add_argument("--verify", action=argparse_bool(), default=True,
                    help="the built-in receiver checks each wake session's phrase with microWakeWord (default: on)")
+    p.add_argument("--verify-cutoff", type=verify_cutoff, metavar="P",
+                   help="the mean probability the built-in receiver's check needs (default 0.5)")
     p.add_argument("--trace", metavar="FILE", help="write the trace (JSON lines) here")
     p.add_argument("--realtime", action="store_true", help="pace the audio to the wall clock")
     p.add_argument("--epoch", type=float, metavar="UNIX_S",
@@ -58,6 +62,12 @@ def add_arguments(p):
     p.add_argument("--heap-at", type=float, metavar="T", help="report the firmware's heap in use at T s (bench)")
 
 
+def verify_cutoff(text):
+    from host_tools.receiver import _probability
+
+    return _probability(text)
+
+
 def argparse_bool():
     import argparse
 
@@ -67,6 +77,7 @@ def argparse_bool():
 def run(args):
     from host_tools.audio import load_wav
     from host_tools.verify import DECIDE_AFTER_MS
+    from host_tools.wake import models
 
     if args.serial:
         from host_tools.sim import serial_board
@@ -105,10 +116,9 @@ def run(args):
         host, port = ("127.0.0.1", receiver.port) if receiver else _host_port(args.receiver)
         overrides = {"receiver_host": host, "receiver_port": port, "wifi_ssid": SIM_WIFI}
         if args.wake_model:
-            overrides["wake_model"] = Path(args.wake_model).name
+            overrides["wake_model"] = models.board_name(args.wake_model)
         board_notes, pins = board_dir.prepare(args.board_dir, args.board, args.settings,
-                                              {**overrides, **board_dir.parse_set(args.set)},
-                                              extra_files=[args.wake_model] if args.wake_model else [])
+                                              {**overrides, **board_dir.parse_set(args.set)}, args.wake_model)
         board_dir.install_pairing(args.board_dir, _pairing(args, Path(tmp) / "receiver"))
         for note in board_notes:
             console.line(f"earshot sim: {note}")
@@ -244,7 +254,7 @@ def _start_receiver(args, state):
     from host_tools.receiver import ReceiverThread
 
     return ReceiverThread(listen="127.0.0.1:0", recordings=args.recordings, log=lambda *a: None,
-                          state=state, verify=args.verify).start()
+                          state=state, verify=args.verify, verify_cutoff=args.verify_cutoff).start()
 
 
 def _presses(short, held):
