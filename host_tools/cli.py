@@ -19,7 +19,7 @@ COMMANDS = {
     "deploy": ("host_tools.deploy", "put earshot and its settings on a board that runs MicroPython"),
     "audit": ("host_tools.audit", "check a trace against the privacy invariants P1-P4"),
     "plot": ("host_tools.plot", "draw a trace as a timeline PNG"),
-    "wake": ("host_tools.wake.cli", "train, run and measure the wake-word detector"),
+    "wake": ("host_tools.wake.cli", "run, measure and convert the wake-word detector"),
 }
 
 

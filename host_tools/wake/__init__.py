@@ -1,6 +1,10 @@
-# The wake word on the host: everything here agrees bit for bit with what the board runs.
-#   reference.py      the board's features, quantised model and decision rule, in NumPy
-#   modelfile.py      model files (write, read, check) and quantisation of a float model
-#   detect_runner.py  the firmware detector itself over long recordings (MicroPython unix
-#                     port), and its cost in x86 instructions per second of audio
-#   data.py, train.py, evaluate.py, cli.py   training data, training, evaluation, `earshot wake`
+# The wake word on the host. The board runs microWakeWord's published models with its own
+# frontend (firmware/earshot/frontend.py) and int8 runtime (inference.py); here:
+#   models.py           which model a board gets (bundled name or file), converted and cached
+#   convert.py          a microWakeWord v2 .tflite + .json -> the board's model file (.eww)
+#   frontend_tables.py  the frontend's tables, computed as TFLite Micro's C code does
+#   decision.py         the board's wake decision, replayed over model outputs for sweeps
+#   detect_runner.py    the firmware's wake-word code itself over recordings (MicroPython)
+#   evaluate.py         `earshot wake eval`: the board beside pymicro-wakeword on held-out audio
+#   data.py, texts.py   the held-out audio (espeak-ng, Piper, noises, music, babble)
+#   cli.py              `earshot wake detect | eval | convert`

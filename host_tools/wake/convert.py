@@ -766,7 +766,7 @@ def _pack(low):
 def _ram(words, blob, facts):
     # bytes the board holds for this model: blob + program (+ CORR and the accumulators) +
     # ring state, plus about 600 for the Model and Net objects, the buffers' headers and
-    # the heap's 16-byte blocks (measured with gc.mem_alloc: host_tools/wake/inference_cost.py)
+    # the heap's 16-byte blocks (measured with gc.mem_alloc)
     return len(blob) + 4 * (len(words) + 1 + facts["max_channels"]) + facts["rings_bytes"] + 600
 
 
