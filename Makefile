@@ -14,11 +14,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-# The main job on the simulated board: hear the bundled recording, push-to-talk at 3 s,
-# stream to a receiver on loopback, store the WAV, audit the trace and draw it.
+# The main job on the simulated board: hear the bundled recording, wake on "Hey Jarvis"
+# (the receiver verifies the phrase), then push-to-talk at 9 s; stream both to a receiver
+# on loopback, store the WAVs, audit the trace and draw it.
 demo: setup
 	rm -rf $(OUT)/demo
-	$(BIN)/earshot sim --press 3.0 --board-dir $(OUT)/demo/board --recordings $(OUT)/demo/recordings \
+	$(BIN)/earshot sim --press 9.0 --board-dir $(OUT)/demo/board --recordings $(OUT)/demo/recordings \
 		--trace $(OUT)/demo/trace.jsonl
 	$(BIN)/earshot audit $(OUT)/demo/trace.jsonl
 	$(BIN)/earshot plot $(OUT)/demo/trace.jsonl -o $(OUT)/demo/timeline.png

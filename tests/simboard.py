@@ -7,7 +7,12 @@ import numpy as np
 
 from host_tools.audio import write_wav
 from host_tools.cli import main
+from host_tools.paths import DATA
 from host_tools.trace import read_trace
+
+# What the tests' board hears unless a test says otherwise: room noise, then "Hey, what's the
+# weather like tomorrow in Berlin?" from 3.3 s to 6.6 s (no wake phrase: push-to-talk).
+SPEECH = DATA / "speech.wav"
 
 
 class Run:
@@ -41,11 +46,11 @@ class Run:
         return [e for e in self.of("net") if e["dir"] == "out" and e.get("tls") != "handshake"]
 
 
-def sim(tmp, capsys, *args, wav=None):
+def sim(tmp, capsys, *args, wav=SPEECH):
     tmp = Path(tmp)
     argv = ["sim", "--board-dir", str(tmp / "board"), "--recordings", str(tmp / "recordings"),
             "--trace", str(tmp / "trace.jsonl"), "--no-live"]
-    if wav is not None:
+    if wav is not None:  # None: the simulator's own default (the demo recording)
         argv += ["--wav", str(wav)]
     code = main(argv + [str(a) for a in args])
     captured = capsys.readouterr()

@@ -15,7 +15,7 @@ from host_tools.paths import DATA
 from host_tools.trace import is_amber, is_listening, is_muted
 from tests.simboard import find, make_wav, sim
 
-DEMO = DATA / "demo.wav"
+DEMO = DATA / "speech.wav"
 FRAME = 320
 
 

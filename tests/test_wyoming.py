@@ -12,7 +12,7 @@ from host_tools import verify
 from host_tools.receiver import ReceiverThread
 from tests import test_receiver
 from tests.test_receiver import Client, chunk, event, hello, paired_boards, start, stop  # noqa: F401
-from tests.test_verify import _phrase, _session
+from tests.test_verify import NEAR_MISS_END, NEGATIVES, PHRASE_ENDS, POSITIVES, _cut, _session
 
 pytest.importorskip("wyoming")
 from wyoming.client import AsyncTcpClient  # noqa: E402
@@ -93,20 +93,21 @@ def test_home_assistant_receives_a_session_bit_for_bit(rx, tmp_path, store):
 def test_only_verified_wake_sessions_reach_home_assistant(rx):
     receiver, port = rx(True)
 
-    def board(source):
+    def board(pcm):
         def stream():
             c = Client(receiver.port)
-            _session(c, _phrase(source))
+            _session(c, pcm)
             c.sync()
             c.close()
         return stream
 
-    _, got = asyncio.run(_home_assistant(port, board("espeak:en-us-nyc"), timeout=1.5))
+    _, got = asyncio.run(_home_assistant(port, board(_cut(NEGATIVES, NEAR_MISS_END)), timeout=1.5))
     assert got == []  # rejected: Home Assistant hears nothing
-    _, got = asyncio.run(_home_assistant(port, board("piper:")))
+    heard = _cut(POSITIVES, PHRASE_ENDS[0])
+    _, got = asyncio.run(_home_assistant(port, board(heard)))
     kinds = [k for k, _, _ in got]
     assert kinds[:3] == ["detection", "run-pipeline", "audio-start"] and kinds[-1] == "audio-stop"
-    sent = _phrase("piper:").astype("<i2").tobytes()
+    sent = heard.astype("<i2").tobytes()
     assert b"".join(p for k, _, p in got if k == "audio-chunk") == sent  # the pre-roll included
 
 
