@@ -130,7 +130,7 @@ def _board_outputs(interpreter, model_path, feature_files, tmp_path):
 @pytest.mark.parametrize("interpreter", INTERPRETERS, ids=lambda p: "32bit" if p != INTERPRETERS[0] else "unix")
 @pytest.mark.parametrize("name", convert.BUNDLED)
 def test_every_output_equals_tflite_reference_kernels(name, interpreter, audio_features, tmp_path):
-    model = tmp_path / f"{name}.ewn"
+    model = tmp_path / f"{name}.eww"
     meta = convert.convert(*convert.source_of(name), model)
     names = list(audio_features)
     got = _board_outputs(interpreter, model, [audio_features[k] for k in names], tmp_path)
@@ -164,7 +164,7 @@ def test_initial_state_other_than_zero_points(audio_features, tmp_path):
     data, man = _patched("hey_jarvis", scribble)
     tfl = tmp_path / "scribbled.tflite"
     tfl.write_bytes(data)
-    model = tmp_path / "scribbled.ewn"
+    model = tmp_path / "scribbled.eww"
     convert.convert(tfl, man, model)
     feats = audio_features["hey_jarvis"][:300]
     want = _reference(str(tfl), feats)
@@ -231,7 +231,7 @@ def test_requantisation_equals_multiply_by_quantized_multiplier(interpreter, tmp
 
 def test_input_quantisation_equals_the_float_formula_for_every_uint16(tmp_path):
     # the board's integer form (run by the firmware) against clamp(round(u 0.0390625 / s) + zp)
-    model = tmp_path / "m.ewn"
+    model = tmp_path / "m.eww"
     convert.convert(*convert.source_of("hey_jarvis"), model)
     code = """
 import array, binascii, sys
@@ -263,7 +263,7 @@ sys.stdout.write(binascii.hexlify(out))
 
 def test_no_allocation_per_feed(tmp_path):
     for name in ("hey_jarvis", "okay_nabu"):
-        model = tmp_path / f"{name}.ewn"
+        model = tmp_path / f"{name}.eww"
         convert.convert(*convert.source_of(name), model)
         code = """
 import array, micropython, sys
@@ -292,14 +292,16 @@ print(fired, net.prob)
 # --- the converter ---------------------------------------------------------------------------
 
 def test_converted_file_carries_the_metadata(tmp_path):
-    out = tmp_path / "jarvis.ewn"
+    out = tmp_path / "jarvis.eww"
     meta = convert.convert(*convert.source_of("hey_jarvis"), out,
-                           sensitivities={"high": {"cutoff": 250, "fa_per_hour": 0.0, "frr": 0.1}})
+                           sensitivities={"high": {"cutoff": 250, "fa_per_hour": 0.0, "frr": 0.1, "frr_natural": 0.05}})
     assert meta["phrase"] == "Hey Jarvis" and meta["cutoff"] == int(0.97 * 255) == 247
     assert meta["window"] == 5 and meta["stride"] == 3
     assert meta["sensitivities"]["default"]["cutoff"] == 247
-    assert meta["sensitivities"]["low"] == {"cutoff": 247, "fa_per_hour": None, "frr": None, "status": "unmeasured"}
-    assert meta["sensitivities"]["high"] == {"cutoff": 250, "fa_per_hour": 0.0, "frr": 0.1, "status": "measured"}
+    assert meta["sensitivities"]["low"] == {"cutoff": 247, "fa_per_hour": None, "frr": None, "frr_natural": None,
+                                            "status": "unmeasured"}
+    assert meta["sensitivities"]["high"] == {"cutoff": 250, "fa_per_hour": 0.0, "frr": 0.1, "frr_natural": 0.05,
+                                             "status": "measured"}
     assert meta["licence"].startswith("Apache-2.0; microWakeWord model by Kevin Ahrendt")
     assert len(meta["source"]["sha256"]) == 64 and meta["source"]["file"] == "hey_jarvis.tflite"
     assert meta["macs"] == 21630 and 25000 < meta["ram"] < 32768
@@ -310,9 +312,9 @@ m = wakemodel.load(sys.argv[-1])
 print(m.phrase, m.window, m.stride, m.cutoff('low'), m.cutoff(), m.cutoff('high'))
 """
     assert _mpy(INTERPRETERS[0], code, out).split() == ["Hey", "Jarvis", "5", "3", "247", "247", "250"]
-    assert not list(tmp_path.glob("*.ewn.*"))  # no temp file left beside it
+    assert not list(tmp_path.glob("*.eww.*"))  # no temp file left beside it
     with pytest.raises(convert.ConvertError, match="cannot write"):
-        convert.convert(*convert.source_of("hey_jarvis"), tmp_path / "no" / "such" / "dir.ewn")
+        convert.convert(*convert.source_of("hey_jarvis"), tmp_path / "no" / "such" / "dir.eww")
 
 
 def test_source_of_names_and_paths(tmp_path):
@@ -346,8 +348,8 @@ def _refusal(tmp_path, data, man):
     path = tmp_path / "bad.tflite"
     path.write_bytes(data)
     with pytest.raises(convert.ConvertError) as e:
-        convert.convert(path, man, tmp_path / "out.ewn")
-    assert "\n" not in str(e.value) and not (tmp_path / "out.ewn").exists()
+        convert.convert(path, man, tmp_path / "out.eww")
+    assert "\n" not in str(e.value) and not (tmp_path / "out.eww").exists()
     return str(e.value)
 
 
@@ -390,7 +392,7 @@ def test_converter_refuses_a_damaged_file(tmp_path):
     bad_manifest = tmp_path / "m.json"
     bad_manifest.write_text(json.dumps({"version": 1}))
     with pytest.raises(convert.ConvertError, match="not a microWakeWord v2 manifest"):
-        convert.convert(tfl, bad_manifest, tmp_path / "out.ewn")
+        convert.convert(tfl, bad_manifest, tmp_path / "out.eww")
 
 
 # --- the board's loader -----------------------------------------------------------------------
@@ -408,7 +410,7 @@ for name in sys.argv[2:]:  # (MicroPython's unix port dies on an argument of 256
 
 
 def test_loader_refuses_damaged_files(tmp_path):
-    good = tmp_path / "good.ewn"
+    good = tmp_path / "good.eww"
     convert.convert(*convert.source_of("okay_nabu"), good)
     data = good.read_bytes()
     n = int.from_bytes(data[4:8], "little")

@@ -826,8 +826,8 @@ def _manifest(path):
 
 
 def _sensitivities(cutoff, given):
-    # {"low", "default", "high"} -> {"cutoff", "fa_per_hour", "frr", "status"}; a missing
-    # one is the model's own cutoff, "unmeasured"
+    # {"low", "default", "high"} -> {"cutoff", "fa_per_hour", "frr", "frr_natural", "status"};
+    # a missing one is the model's own cutoff, "unmeasured"
     given = given or {}
     unknown = set(given) - set(SENSITIVITIES)
     if unknown:
@@ -836,14 +836,15 @@ def _sensitivities(cutoff, given):
     for name in SENSITIVITIES:
         s = given.get(name)
         if s is None:
-            out[name] = {"cutoff": cutoff, "fa_per_hour": None, "frr": None, "status": "unmeasured"}
+            out[name] = {"cutoff": cutoff, "fa_per_hour": None, "frr": None, "frr_natural": None,
+                         "status": "unmeasured"}
             continue
         c = s.get("cutoff") if isinstance(s, dict) else None
         if not isinstance(c, int) or not 0 <= c <= 255:
             raise ConvertError(f"sensitivity {name} needs an integer cutoff 0..255, not {c!r}")
         measured = s.get("fa_per_hour") is not None or s.get("frr") is not None
         out[name] = {"cutoff": c, "fa_per_hour": s.get("fa_per_hour"), "frr": s.get("frr"),
-                     "status": "measured" if measured else "unmeasured"}
+                     "frr_natural": s.get("frr_natural"), "status": "measured" if measured else "unmeasured"}
     return out
 
 

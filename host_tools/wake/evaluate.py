@@ -25,8 +25,7 @@ BEFORE_S, AFTER_S = 0.5, 1.0  # a positive is detected within [end - 0.5 s, end 
 MATCH_S = 0.5  # two systems' false accepts within this of each other are the same one
 # uint8 cutoffs swept (probability x 255), from 0.5 to 0.996
 CUTOFFS = (128, 153, 179, 191, 204, 217, 223, 229, 235, 240, 242, 245, 247, 249, 250, 251, 252, 253, 254)
-FA_TARGETS = {"high": 1.0, "low": 0.1}  # FA/h each non-default sensitivity aims at (see pick_sensitivities)
-LOW_MAX_FRR_RISE = 0.05  # low may cost at most this much recall (natural voice) over default
+HIGH_FA_PER_HOUR = 2.0  # high may make this many false accepts per hour where the default makes none
 
 # How held-out positives are presented: each clip of data.positive_set is degraded with
 # augment() using the held-out noise bank (noise at 5-20 dB SNR with p 0.8, reverberation
@@ -160,24 +159,19 @@ def output_agreement(xs, ys):
 
 
 def pick_sensitivities(curve, default):
-    """low / default / high for the board, from its measured curve: default is the model's
-    own cutoff; high the loosest cutoff whose FA/h stays within FA_TARGETS["high"] (never
-    stricter than default); low the strictest cutoff within FA_TARGETS["low"] whose
-    natural-voice FRR is at most LOW_MAX_FRR_RISE above default's (never looser than
-    default)."""
+    """low / default / high for the board from its measured curve, by false accepts on
+    the held-out stream: default is the model's own cutoff; high the loosest cutoff with
+    at most twice its false accepts (at most HIGH_FA_PER_HOUR where it makes none); low
+    the loosest cutoff above it with at most half of them, or, where the default makes
+    none (nothing left to measure), the cutoff halfway from the default to 255."""
     d = curve.at(default)
-    high = d
-    for i in range(d - 1, -1, -1):
-        if curve.fa_per_hour(i) > FA_TARGETS["high"]:
-            break
-        high = i
-    low = d
-    base = curve.frr_natural[d] if curve.frr_natural[d] is not None else curve.frr[d]
-    for i in range(d + 1, len(curve.cutoffs)):
-        frr = curve.frr_natural[i] if curve.frr_natural[i] is not None else curve.frr[i]
-        if frr > base + LOW_MAX_FRR_RISE or curve.fa_per_hour(i) > FA_TARGETS["low"]:
-            break
-        low = i
+    allowed = max(2 * curve.fa[d], HIGH_FA_PER_HOUR * curve.hours)
+    high = next((i for i in range(d + 1) if curve.fa[i] <= allowed), d)
+    if curve.fa[d]:
+        low = next((i for i in range(d + 1, len(curve.cutoffs)) if 2 * curve.fa[i] <= curve.fa[d]),
+                   len(curve.cutoffs) - 1)
+    else:
+        low = next(i for i in range(d, len(curve.cutoffs)) if curve.cutoffs[i] >= (default + 256) // 2)
     return {level: curve.point(curve.cutoffs[i]) for level, i in (("low", low), ("default", d), ("high", high))}
 
 
@@ -222,8 +216,11 @@ def draw_det(curves, points, path, title):
     fig, ax = plt.subplots(figsize=(7, 5), dpi=110)
     floor = 0.5 / max(c.hours for c in curves)  # where zero false accepts are drawn
     for c, style in zip(curves, ("-", "--")):
-        ax.plot([max(c.fa_per_hour(i), floor) for i in range(len(c.cutoffs))], [100 * f for f in c.frr], style,
-                marker=".", label=c.name)
+        xs = [max(c.fa_per_hour(i), floor) for i in range(len(c.cutoffs))]
+        ax.plot(xs, [100 * f for f in c.frr], style, marker=".", color="tab:blue", label=f"{c.name}: all voices")
+        if any(f is not None for f in c.frr_natural):
+            ax.plot(xs, [None if f is None else 100 * f for f in c.frr_natural], style, marker=".",
+                    color="tab:orange", label=f"{c.name}: natural voice")
     for level, p in points.items():
         x = max(p["fa_per_hour"], floor)
         ax.plot([x], [100 * p["frr"]], "o", ms=9, mfc="none", mew=2)
@@ -233,7 +230,7 @@ def draw_det(curves, points, path, title):
     ax.set_ylabel("false rejects (%)")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     _atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)
@@ -327,12 +324,15 @@ def run_eval(model_file, meta, reference, out, hours, n_pos, seed=0, log=None):
     phrase, window = meta["phrase"], int(meta["window"])
     t0 = time.monotonic()
     clips = heldout_positives(phrase, n_pos, seed, bank_size=bank_size(hours))
-    stream = np.asarray(data.negative_stream("heldout", hours, seed=seed, progress=False), np.int16)
+    stream = np.asarray(data.negative_stream("heldout", hours, seed=seed, progress=False, phrase=phrase), np.int16)
     real_hours = len(stream) / RATE / 3600
     log(f"held-out audio: {len(clips)} positives, {real_hours:.2f} h of negative stream ({time.monotonic() - t0:.0f} s)")
     pcms = [pcm for pcm, _, _ in clips] + [stream]
     ends = [end / RATE for _, end, _ in clips]
     natural = [n for _, _, n in clips]
+    # the sweep, plus the model's own cutoffs wherever they are
+    cutoffs = sorted(set(CUTOFFS) | {meta["cutoff"], (meta["cutoff"] + 256) // 2}
+                     | {s["cutoff"] for s in meta["sensitivities"].values()})
     curves, outputs = {}, {}
     systems = [("board", "earshot board (MicroPython port)", lambda: board_outputs(model_file, pcms))]
     if reference is not None:
@@ -340,15 +340,12 @@ def run_eval(model_file, meta, reference, out, hours, n_pos, seed=0, log=None):
     for key, name, run in systems:
         t0 = time.monotonic()
         outputs[key] = run()
-        c = sweep(name, outputs[key][:-1], ends, natural, outputs[key][-1], real_hours, window)
+        c = sweep(name, outputs[key][:-1], ends, natural, outputs[key][-1], real_hours, window, cutoffs)
         c.key = key
         curves[key] = c
         log(f"measured {name} ({time.monotonic() - t0:.0f} s)")
     board, mww = curves["board"], curves.get("mww")
-    points = {level: board.point(s["cutoff"]) for level, s in meta["sensitivities"].items()
-              if s["cutoff"] in board.cutoffs}
-    if meta["cutoff"] in board.cutoffs:
-        points["default"] = board.point(meta["cutoff"])
+    points = {level: board.point(s["cutoff"]) for level, s in meta["sensitivities"].items()}
     diffs, agreement, checked = [], None, None
     if mww is not None:
         diffs = [differences(board, mww, p["cutoff"]) for p in points.values()]
@@ -359,7 +356,7 @@ def run_eval(model_file, meta, reference, out, hours, n_pos, seed=0, log=None):
             t0 = time.monotonic()
             checked = receiver_check(phrase, board, points, clips, stream, real_hours)
             log(f"measured the receiver's check on the board's wakes ({time.monotonic() - t0:.0f} s)")
-    picks = pick_sensitivities(board, meta["cutoff"]) if meta["cutoff"] in board.cutoffs else None
+    picks = pick_sensitivities(board, meta["cutoff"])
     table = markdown(board, mww, points, diffs, agreement, checked)
     draw_det([c for c in (board, mww) if c], points, out / "det.png",
              f"{phrase!r}: {board.n_pos} held-out positives, {real_hours:.2f} h negatives")
