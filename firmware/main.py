@@ -1,9 +1,15 @@
 # Composition root: pin map + settings -> hardware -> logic objects -> asyncio.run.
 # A bad pin map stops here with one console line (no crash loop); a bad settings file
-# boots on defaults (see earshot/settings.py).
+# boots on defaults (see earshot/settings.py). Modules only boot needs (the pin map, the
+# pairing files, the model loader) are imported where they are used and forgotten once
+# the board runs, so their code does not hold heap the running board needs.
+# Out of heap, the board stops with MicroPython's MemoryError line (the ring dark, the mic
+# off) rather than run on without one of its tasks.
 import asyncio
+import gc
+import sys
 
-from earshot import board, pairing, pinmap, settings, wakemodel
+from earshot import board, settings
 from earshot.app import App
 from earshot.detector import NoDetector, WakeDetector
 from earshot.link import ChunkBuffer, Link, Session
@@ -17,11 +23,14 @@ _SEND_SLACK_FRAMES = 8  # queue beyond the pre-roll: 160 ms of network hiccup
 _WIFI_WAIT_MS = 8000  # an ESP32 station usually has an address 2-4 s after connect()
 
 _log = Logger("main")
+_BOOT_ONLY = ("earshot.pinmap", "earshot.pairing", "earshot.wakemodel")
 
 
 def wake_detector(cfg):
     # The wake-word model named in settings; without a usable one the board still works,
     # push-to-talk only, and says why on the console.
+    from earshot import wakemodel
+
     path = cfg["wake_model"]
     if not path:
         _log.info("wake", "model=none using=push_to_talk")
@@ -41,6 +50,8 @@ def wake_detector(cfg):
 
 def tls_context():
     # Only the paired receiver may hear this board (P5): unpaired, it never connects.
+    from earshot import pairing
+
     try:
         return pairing.tls_context()
     except pairing.PairingError as e:
@@ -60,13 +71,14 @@ def build(hw, cfg):
         app.on_reject(session)
 
     tls = tls_context()
+    receiver_name = sys.modules["earshot.pairing"].RECEIVER_NAME
     if not cfg["wifi_ssid"]:
         _log.error("wifi", "error=no_ssid action=set_wifi_ssid_in_settings")
 
     async def open_connection(host, port):
         # Waits for Wi-Fi first: joining after boot is not a receiver failure to back off from.
         await hw.wifi_up(cfg["wifi_ssid"], cfg["wifi_password"], _WIFI_WAIT_MS)
-        return await hw.open_connection(host, port, tls, pairing.RECEIVER_NAME)
+        return await hw.open_connection(host, port, tls, receiver_name)
 
     link = Link(open_connection if tls else None, cfg["receiver_host"], cfg["receiver_port"], cfg["device"],
                 FIRMWARE, on_link, on_reject)
@@ -77,19 +89,41 @@ def build(hw, cfg):
 
 
 def _on_task_error(loop, context):
-    _log.error("task_failed", "error=" + value(repr(context.get("exception"))))
+    e = context.get("exception")
+    _log.error("task_failed", "error=" + value(repr(e)))
+    if isinstance(e, MemoryError):
+        raise e
+
+
+def _forget_boot_modules():
+    import earshot
+
+    for name in _BOOT_ONLY:
+        sys.modules.pop(name, None)
+        if hasattr(earshot, name[8:]):
+            delattr(earshot, name[8:])
+    gc.collect()
+
+
+def _pins():
+    from earshot import pinmap
+
+    try:
+        return pinmap.load()
+    except pinmap.PinMapError as e:
+        _log.error("board", "error=" + value(e) + " action=halted")
+        return None
 
 
 def main():
     _log.info("boot", "firmware=" + FIRMWARE)
-    try:
-        pins = pinmap.load()
-    except pinmap.PinMapError as e:
-        _log.error("board", "error=" + value(e) + " action=halted")
+    pins = _pins()
+    if pins is None:
         return
     cfg = settings.load()
     hw = board.Hardware(pins)
     app = build(hw, cfg)
+    _forget_boot_modules()
     _log.info("ready", "board=" + value(hw.name) + " device=" + value(cfg["device"]))
     asyncio.get_event_loop().set_exception_handler(_on_task_error)
     try:

@@ -32,6 +32,7 @@ from micropython import const
 _HEADER = const(16)
 _H_NOPS = const(0)
 _H_NBUF = const(1)
+_H_STRIDE = const(2)
 _H_QMUL = const(3)
 _H_QADD = const(4)
 _H_QSHIFT = const(5)
@@ -63,6 +64,31 @@ _ROUND_ONCE = const(16)  # in an op's kind: one rounding, floor(acc M / 2**(31 +
 _FEATURES = const(40)
 _BIAS_OFFSET = const(0x1000000)  # biases are stored + this, << 5, | the right shift
 _ACC0 = const(0x20000000)  # depthwise sums start here (kept non-negative)
+
+
+SENSITIVITIES = ("low", "default", "high")
+
+
+class Model:
+    # What wakemodel.load() read and checked: phrase, window (the sliding window of
+    # probabilities), stride, cutoff(name); for Net: words (program + scratch, int32),
+    # blob (bytearray), ops_at, rings_bytes. (Here, not in wakemodel.py, so that the loader
+    # can be freed once the board runs.)
+    def __init__(self, meta, words, blob):
+        self.phrase = meta["phrase"]
+        self.window = meta["window"]
+        self.stride = words[_H_STRIDE]
+        self.words = words
+        self.blob = blob
+        self.ops_at = _HEADER + _BUF_WORDS * words[_H_NBUF]
+        self.rings_bytes = words[meta["program"] - 1]
+        sens = meta["sensitivities"]
+        self._cutoffs = tuple(sens[k]["cutoff"] for k in SENSITIVITIES)
+
+    def cutoff(self, name="default"):
+        if name not in SENSITIVITIES:
+            raise ValueError("no sensitivity %r; the model has %s" % (name, ", ".join(SENSITIVITIES)))
+        return self._cutoffs[SENSITIVITIES.index(name)]
 
 
 class Net:

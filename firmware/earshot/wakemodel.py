@@ -30,13 +30,14 @@
 import array
 import json
 
+from earshot.inference import SENSITIVITIES, Model
+
 import micropython
 from micropython import const
 
 MAGIC = b"EWN1"
 VERSION = 1
 EXT = ".eww"  # a model named in settings without an extension is NAME.eww
-SENSITIVITIES = ("low", "default", "high")
 
 _MAX_META = const(8192)
 _MAX_WORDS = const(4096)
@@ -81,26 +82,6 @@ ROUND_ONCE = const(16)  # kind flag: one rounding in the requantisation (FULLY_C
 
 class ModelError(Exception):
     pass
-
-
-class Model:
-    # phrase, window (sliding window of probabilities), stride, cutoff(name); for the
-    # runtime: words (program + scratch, int32), blob (bytearray), ops_at, rings_bytes
-    def __init__(self, meta, words, blob):
-        self.phrase = meta["phrase"]
-        self.window = meta["window"]
-        self.stride = words[H_STRIDE]
-        self.words = words
-        self.blob = blob
-        self.ops_at = HEADER + BUF_WORDS * words[H_NBUF]
-        self.rings_bytes = words[meta["program"] - 1]
-        sens = meta["sensitivities"]
-        self._cutoffs = tuple(sens[k]["cutoff"] for k in SENSITIVITIES)
-
-    def cutoff(self, name="default"):
-        if name not in SENSITIVITIES:
-            raise ModelError("no sensitivity %r; the model has %s" % (name, ", ".join(SENSITIVITIES)))
-        return self._cutoffs[SENSITIVITIES.index(name)]
 
 
 def load(path):
