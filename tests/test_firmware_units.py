@@ -47,17 +47,24 @@ i2s = FakeI2S({samples})
 ring = FrameRing(8)
 mic = Mic(lambda n: i2s, ring, {gain_db}, {dc})
 mic.start()
-pcm = []
-for _ in range(6):
-    at = mic.capture()
-    pcm += list(struct.unpack_from('<320h', ring.buf, at))
-print(pcm)
+pcm, stored, sent = [], [], bytearray(640)
+for k in range(6):
+    pcm += list(struct.unpack('<320h', mic.capture()))
+    stored += list(ring.buf[ring.offset(k):ring.offset(k) + 320])
+    ring.copy_out(k, sent, 0)
+    pcm += list(struct.unpack('<320h', sent))
+import json
+print(json.dumps([pcm, stored]))
 """)
-    got = np.array(json.loads(out))
+    frames, stored = json.loads(out)
+    frames = np.array(frames).reshape(6, 2, 320)
+    heard, sent = frames[:, 0].ravel(), frames[:, 1].ravel()
     want = reference.convert(samples, gain_db, dc)
-    assert np.array_equal(got, want)
+    assert np.array_equal(heard, want)  # what the detector hears
+    assert np.array_equal(np.array(stored, np.uint8), reference.ulaw(want))  # the ring: G.711 u-law
+    assert np.array_equal(sent, reference.sent(samples, gain_db, dc))  # what leaves the board
     if gain_db == 0 and not dc:
-        assert got.tolist() == samples  # bit for bit
+        assert heard.tolist() == samples  # bit for bit
 
 
 def test_dc_removal_takes_out_an_offset(mpy):
@@ -68,8 +75,8 @@ ring = FrameRing(4)
 mic = Mic(lambda n: i2s, ring, 0, True)
 mic.start()
 for _ in range(100):
-    at = mic.capture()
-s = struct.unpack_from('<320h', ring.buf, at)
+    frame = mic.capture()
+s = struct.unpack('<320h', frame)
 print(sum(s) // len(s))
 """)
     assert abs(int(out)) < 10  # a 3000 offset is gone after 2 s
@@ -84,7 +91,7 @@ from earshot.app import App
 from earshot.mic import Mic, FrameRing
 from earshot.ring import Ring
 from earshot.vad import EndOfSpeech
-from earshot.detector import NoDetector
+from earshot.app import NoDetector
 
 class Done(Exception):
     pass
@@ -227,7 +234,7 @@ from earshot.link import ChunkBuffer
 c = ChunkBuffer()
 from earshot.mic import FrameRing
 ring = FrameRing(3)
-ring.buf[640:1280] = bytearray(range(256)) + bytearray(range(256)) + bytearray(128)
+ring.buf[320:640] = bytearray(range(256)) + bytearray(64)
 for ts in (0, 20, 1234567890):
     print(binascii.hexlify(c.fill(ts, ring, 4)).decode())
 """)
@@ -238,7 +245,7 @@ for ts in (0, 20, 1234567890):
         assert event["type"] == "audio-chunk"
         assert event["data"] == {"rate": 16000, "width": 2, "channels": 1, "timestamp": ts}
         assert event["payload_length"] == len(payload) == 640
-        assert payload[:256] == bytes(range(256))
+        assert payload == reference.unulaw(list(range(256)) + [0] * 64).astype("<i2").tobytes()  # decoded
 
 
 @pytest.mark.parametrize("leds", [12, 16])

@@ -35,11 +35,13 @@ def _audit_clean(run):
 
 
 def test_push_to_talk_streams_the_session_bit_for_bit(tmp_path, capsys):
+    # What the receiver stores is exactly what the board sent: the mic's samples through
+    # the pre-roll's G.711 u-law (reference.sent), nothing lost, doubled or reordered.
     run = sim(tmp_path, capsys, "--press", 3.0, "--set", "gain_db=0", "--set", "dc_removal=false")
     assert run.code == 0, run.err
     [(meta, stored)] = run.sessions()
     heard, _ = load_wav(DEMO)
-    [start] = find(heard, stored)  # one exact, contiguous match: nothing lost, doubled or reordered
+    [start] = find(reference.sent(heard, 0, False), stored)  # one exact, contiguous match
     mic_on = run.of("mic")[0]
     assert mic_on["on"] and mic_on["t"] == 0.0
     assert start % FRAME == 0  # whole frames since the mic started
@@ -58,7 +60,7 @@ def test_default_settings_follow_the_documented_conversion(tmp_path, capsys):
     assert run.code == 0, run.err
     [(meta, stored)] = run.sessions()
     heard, _ = load_wav(DEMO)
-    converted = reference.convert(heard, gain_db=12, dc_removal=True)  # the defaults
+    converted = reference.sent(heard, gain_db=12, dc_removal=True)  # the defaults
     [start] = find(converted, stored)
     assert 2.1 <= start / 16000 <= 2.3
     window = heard[start:start + len(stored)].astype(float)
@@ -242,7 +244,7 @@ def test_mic_input_runs_live_from_a_stream(tmp_path, capsys, monkeypatch):
     run = sim(tmp_path, capsys, "--mic", "--press", 3.0, "--set", "gain_db=0", "--set", "dc_removal=false")
     assert run.code == 0, run.err
     [(meta, stored)] = run.sessions()
-    [start] = find(heard, stored)
+    [start] = find(reference.sent(heard, 0, False), stored)
     assert 2.1 <= start / 16000 <= 2.3
 
 

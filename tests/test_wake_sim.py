@@ -37,7 +37,7 @@ def test_wakes_on_every_bundled_phrase_at_default_sensitivity(tmp_path, capsys):
     assert [m["trigger"] for m, _ in sessions] == ["wake"] * len(PHRASE_ENDS)
     assert all(m.get("wake_verified_score", 0) > 0.5 for m, _ in sessions)  # the receiver heard it too
     heard, _ = load_wav(POSITIVES)
-    converted = reference.convert(heard, gain_db=12, dc_removal=True)  # what the board's mic path makes of it
+    converted = reference.sent(heard, gain_db=12, dc_removal=True)  # what the board sends of it
     for (meta, pcm), end, t in zip(sessions, PHRASE_ENDS, woke):
         assert end <= t <= end + BUDGET_RING_MS / 1000, (end, t)
         [start] = find(converted, pcm[:3200])

@@ -30,6 +30,19 @@ _SPIN_MS = const(100)
 _log = Logger("app")
 
 
+class NoDetector:
+    # The wake-word detector when there is none (no model, or none that fits): push-to-talk
+    # only. WakeDetector (detector.py) has the same interface.
+    name = "none"
+    score = 0
+
+    def process(self, buf, at):
+        return False
+
+    def reset(self):
+        pass
+
+
 class App:
     def __init__(self, hw, settings, mic, ring, link, session, detector, vad):
         self._hw = hw
@@ -86,11 +99,11 @@ class App:
         else:
             _log.info("press_ignored", "state=" + _NAMES[s])
 
-    def on_frame(self, at):
-        # Runs after every captured frame (at: its offset in the ring): the listening
+    def on_frame(self, frame):
+        # Runs after every captured frame (16-bit PCM): the listening
         # loop's decisions. No allocation here while idle (tests check under heap_lock).
         level = self._mic.level
-        woke = self._detector.process(self._mic.ring.buf, at)
+        woke = self._detector.process(frame, 0)
         if self.state == _STREAMING:
             if self._end < 0:
                 n = self._mic.ring.written - self._start
