@@ -308,8 +308,8 @@ for shift, n in {rounds}:
 
 
 def test_firmware_tables_are_the_generators():
-    src = (FIRMWARE / "earshot" / "frontend.py").read_text()
-    blocks = re.findall(r'^# (\w+): [^\n]*\n_put\([^\n]*?, \((.*?)\)\)', src, re.M | re.S)
+    src = (FIRMWARE / "earshot" / "frontend_data.py").read_text()
+    blocks = re.findall(r'^# (\w+): [^\n]*\n\w+ = \((.*?)\)\n', src, re.M | re.S)
     found = {name: "".join(re.findall(r'"([0-9a-f]*)"', body)) for name, body in blocks}
     assert found == frontend_tables.firmware_literals()
 
