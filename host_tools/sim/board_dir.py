@@ -1,15 +1,22 @@
 # The virtual board's filesystem is a folder. Like `earshot deploy` on a real board, a run
 # puts the firmware, the pin map and the settings there; the rest of the folder (settings
 # the firmware saved, e.g. mute) survives between runs and power cycles.
+import functools
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 from host_tools.errors import CommandError
-from host_tools.paths import BOARDS, FIRMWARE
+from host_tools.mpy import arch_of, cached_module
+from host_tools.paths import BOARDS, FIRMWARE, micropython
 from host_tools.private import make_private_dir, write_private
 
 DEFAULT_DEVICE = "earshot"  # firmware/earshot/settings.py's default `device`
+# The GC heap the firmware gets on the virtual board, by whether the board's profile has
+# PSRAM. The unix port is 64-bit: objects and pointers take about twice the room they take
+# on the ESP32, audio and model buffers the same, so these are stand-ins (README "Memory").
+HEAP_KIB = {False: 160, True: 2048}
 
 
 def known_boards():
@@ -23,6 +30,22 @@ def pinmap(name):
     return json.loads(path.read_text())
 
 
+@functools.lru_cache(maxsize=None)
+def _unix_arch():
+    # the .mpy architecture of the MicroPython that runs the virtual board
+    out = subprocess.run([micropython(), "-c", "import sys; print(sys.implementation._mpy)"],
+                         capture_output=True, text=True)
+    arch = arch_of(int(out.stdout.strip() or 0))
+    if arch is None:
+        raise CommandError(f"the MicroPython at {micropython()} loads no .mpy that mpy-cross makes; "
+                           "run `make setup` to install the pinned one")
+    return arch
+
+
+def heap_bytes(pins):
+    return HEAP_KIB[bool(pins.get("psram"))] * 1024
+
+
 def prepare(folder, board, settings_file=None, overrides=None, wake_model=None):
     # Installs firmware + board.json + the wake-word models (the default one, and
     # `wake_model` if given: see host_tools/wake/models.py) (+ settings) into the folder;
@@ -30,13 +53,13 @@ def prepare(folder, board, settings_file=None, overrides=None, wake_model=None):
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     pins = pinmap(board)
-    for old in (folder / "earshot").glob("*.py"):
+    for old in [*(folder / "earshot").glob("*.py"), *(folder / "earshot").glob("*.mpy")]:
         old.unlink()
     (folder / "earshot").mkdir(exist_ok=True)
-    for src in FIRMWARE.rglob("*.py"):
-        dst = folder / src.relative_to(FIRMWARE)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dst)
+    shutil.copyfile(FIRMWARE / "main.py", folder / "main.py")
+    arch = _unix_arch()
+    for src in (FIRMWARE / "earshot").glob("*.py"):  # compiled, as `earshot deploy` puts them on a board
+        (folder / "earshot" / f"{src.stem}.mpy").write_bytes(cached_module(src, arch))
     for name, data in wake_models(wake_model).items():
         (folder / name).write_bytes(data)
     (folder / "board.json").write_text(json.dumps(pins, indent=1))
