@@ -9,9 +9,10 @@ import asyncio
 import gc
 import sys
 
+from micropython import const
+
 from earshot import board, settings
-from earshot.app import App
-from earshot.detector import NoDetector, WakeDetector
+from earshot.app import App, NoDetector
 from earshot.link import ChunkBuffer, Link, Session
 from earshot.log import Logger, value
 from earshot.mic import FRAME_MS, FrameRing, Mic
@@ -23,29 +24,50 @@ _SEND_SLACK_FRAMES = 8  # queue beyond the pre-roll: 160 ms of network hiccup
 _WIFI_WAIT_MS = 8000  # an ESP32 station usually has an address 2-4 s after connect()
 
 _log = Logger("main")
-_BOOT_ONLY = ("earshot.pinmap", "earshot.pairing", "earshot.wakemodel")
+_BOOT_ONLY = ("earshot.pinmap", "earshot.pairing")
+# Heap the rest of the board needs once the pre-roll and the wake-word model are in (the
+# TLS context, the link, a session's allocations, slack for fragmentation): a model that
+# leaves less is dropped, and the board runs push-to-talk.
+_RESERVE_AFTER_MODEL = const(12 * 1024)
 
 
 def wake_detector(cfg):
     # The wake-word model named in settings; without a usable one the board still works,
-    # push-to-talk only, and says why on the console.
-    from earshot import wakemodel
-
+    # push-to-talk only, and says why on the console. The loader goes before the runtime
+    # comes: the two never hold heap at once.
     path = cfg["wake_model"]
     if not path:
         _log.info("wake", "model=none using=push_to_talk")
         return NoDetector()
+    from earshot import wakemodel
+
     if "." not in path:
         path += wakemodel.EXT
     try:
         model = wakemodel.load(path)
+    except (wakemodel.ModelError, MemoryError) as e:
+        return _without_model(path, e)
+    finally:
+        _forget("earshot.wakemodel")
+    try:
+        from earshot.detector import WakeDetector
+
         detector = WakeDetector(model, cfg["sensitivity"])
-    except (wakemodel.ModelError, ValueError, MemoryError) as e:
-        _log.error("wake", "model=" + value(path) + " error=" + value(e) + " using=push_to_talk")
-        return NoDetector()
+    except (ValueError, MemoryError) as e:
+        return _without_model(path, e)
+    gc.collect()
+    if gc.mem_free() < _RESERVE_AFTER_MODEL:
+        return _without_model(path, "not enough RAM left (" + str(gc.mem_free() // 1024) + " KiB, the board needs "
+                              + str(_RESERVE_AFTER_MODEL // 1024) + ")")
     _log.info("wake", "model=" + value(path) + " phrase=" + value(model.phrase) + " sensitivity="
               + cfg["sensitivity"] + " cutoff=" + str(detector.cutoff))
     return detector
+
+
+def _without_model(path, why):
+    _forget("earshot.detector", "earshot.frontend", "earshot.inference")
+    _log.error("wake", "model=" + value(path) + " error=" + value(why) + " using=push_to_talk")
+    return NoDetector()
 
 
 def tls_context():
@@ -60,7 +82,11 @@ def tls_context():
 
 
 def build(hw, cfg):
+    # The largest buffers first, while the heap is still in one piece: an ESP32's heap
+    # fragments, and the model and the pre-roll each need one contiguous block.
+    gc.collect()
     ring = FrameRing(max(cfg["preroll_ms"] // FRAME_MS, 1) + _SEND_SLACK_FRAMES)
+    detector = wake_detector(cfg)
     mic = Mic(hw.open_mic, ring, cfg["gain_db"], cfg["dc_removal"])
     app = None
 
@@ -84,7 +110,7 @@ def build(hw, cfg):
                 FIRMWARE, on_link, on_reject)
     vad = EndOfSpeech(cfg["vad_hangover_ms"] // FRAME_MS, cfg["vad_min_level"], 4000 // FRAME_MS)
     app = App(hw, cfg, mic, Ring(hw.ring, cfg["brightness"]), link, Session(link, ring, ChunkBuffer()),
-              wake_detector(cfg), vad)
+              detector, vad)
     return app
 
 
@@ -95,10 +121,11 @@ def _on_task_error(loop, context):
         raise e
 
 
-def _forget_boot_modules():
+def _forget(*names):
+    # Drops modules the board no longer needs, so that their code's heap comes back.
     import earshot
 
-    for name in _BOOT_ONLY:
+    for name in names:
         sys.modules.pop(name, None)
         if hasattr(earshot, name[8:]):
             delattr(earshot, name[8:])
@@ -123,7 +150,7 @@ def main():
     cfg = settings.load()
     hw = board.Hardware(pins)
     app = build(hw, cfg)
-    _forget_boot_modules()
+    _forget(*_BOOT_ONLY)
     _log.info("ready", "board=" + value(hw.name) + " device=" + value(cfg["device"]))
     asyncio.get_event_loop().set_exception_handler(_on_task_error)
     try:

@@ -3,7 +3,6 @@
 #                              frame is 320 s16 samples at byte offset `at` of buf
 #   score                      the mean probability (0-255) that fired, for the log
 #   reset()                    forget the past (after the mic was off)
-# NoDetector never fires (no model installed: push-to-talk only).
 #
 # WakeDetector runs microWakeWord's models as ESPHome does: the microfrontend makes one
 # feature vector per 10 ms slice (frontend.py), the int8 model runs once per `stride`
@@ -20,17 +19,6 @@ from earshot.inference import Net
 
 _REST = const(100)  # ESPHome's MIN_SLICES_BEFORE_DETECTION: 1 s of slices
 _SLICE_BYTES = const(320)  # 160 samples
-
-
-class NoDetector:
-    name = "none"
-    score = 0
-
-    def process(self, buf, at):
-        return False
-
-    def reset(self):
-        pass
 
 
 class WakeDetector:

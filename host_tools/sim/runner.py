@@ -19,6 +19,7 @@ DEMO_WAV = DATA / "demo.wav"
 POWER_OFF_S = 1.0  # how long the plug stays out in a power cycle
 SHORT_PRESS_S = 0.15
 SIM_WIFI = "earshot-sim"  # the network the scripted board joins (its shim joins any named one)
+SHIM_HEAP = 256 * 1024  # room for the shims (about 50 KiB) beside the board's heap
 VERDICT_MARGIN_MS = 60  # the receiver decides DECIDE_AFTER_MS past the wake point, once that audio arrived
 
 
@@ -60,6 +61,8 @@ def add_arguments(p):
     p.add_argument("--flash-image", metavar="FILE",
                    help="with --serial: the board's flash chip (default: BOARD_DIR.flash; new ones are erased)")
     p.add_argument("--heap-at", type=float, metavar="T", help="report the firmware's heap in use at T s (bench)")
+    p.add_argument("--heap-every", type=float, metavar="S",
+                   help="report the firmware's heap every S seconds of audio (trace events `heap`)")
 
 
 def verify_cutoff(text):
@@ -128,7 +131,7 @@ def run(args):
                  "board_dir": str(Path(args.board_dir).resolve()), "button_pin": pins["button"]["pin"],
                  "presses": presses, "outages": outages, "wifi_outages": wifi_outages, "realtime": args.realtime, "drain_s": 75.0,
                  "verdict_after_ms": DECIDE_AFTER_MS + VERDICT_MARGIN_MS,
-                 "heap_at": args.heap_at, "epoch_ms": int(args.epoch * 1000) if args.epoch is not None else None}
+                 "heap_at": args.heap_at, "heap_every": args.heap_every, "heap_bytes": board_dir.heap_bytes(pins), "epoch_ms": int(args.epoch * 1000) if args.epoch is not None else None}
         started = time.monotonic()
         try:
             end_t = _run_board(world, sorted(args.power_cycle), trace_path, console, receiver)
@@ -169,12 +172,18 @@ def write_mic_input(pcm, path):
     (pcm.astype("<i4") << 16).astype("<i4").tofile(path)
 
 
-def spawn_firmware(cfg_path):
+def board_interpreter(heap_bytes):
+    # The unix port with room for the board's heap plus the shims' own (boot.py then holds
+    # the shims' spare room, so the firmware gets exactly heap_bytes).
+    return [micropython(), "-X", f"heapsize={heap_bytes + SHIM_HEAP}"]
+
+
+def spawn_firmware(cfg_path, heap_bytes):
     # MicroPython running main.py on the board's folder; stdout: JSON events (and any text
     # that bypassed print()). Its own session: Ctrl-C reaches the runner, which ends the
     # run in order.
     env = dict(os.environ, EARSHOT_SIM_CONFIG=str(cfg_path), MICROPYPATH=f"{SHIMS}:.frozen")
-    return subprocess.Popen([micropython(), str(SHIMS / "boot.py")], env=env, cwd=str(SHIMS),
+    return subprocess.Popen([*board_interpreter(heap_bytes), str(SHIMS / "boot.py")], env=env, cwd=str(SHIMS),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
 
@@ -182,7 +191,7 @@ def spawn_firmware(cfg_path):
 def _boot(cfg, trace, console, receiver):
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(cfg, f)
-    proc = spawn_firmware(f.name)
+    proc = spawn_firmware(f.name, cfg["heap_bytes"])
     t = cfg["start_t"]
     tail = []
     try:

@@ -39,7 +39,7 @@ def run(args):
     # tools do that as they would on a real board.
     from host_tools.paths import micropython
     from host_tools.sim import board_dir
-    from host_tools.sim.runner import spawn_firmware
+    from host_tools.sim.runner import board_interpreter, spawn_firmware
     from host_tools.sim.uart import open_uart
     from host_tools.sim.view import Console
 
@@ -60,7 +60,7 @@ def run(args):
         def spawn(cfg):
             path = Path(tmp) / "boot.json"
             path.write_text(json.dumps(cfg))
-            return spawn_firmware(path)
+            return spawn_firmware(path, world["heap_bytes"])
 
         def on_event(ev):
             console.event(ev)
@@ -68,7 +68,7 @@ def run(args):
                 trace.write(json.dumps(ev) + "\n")
                 trace.flush()
 
-        board = VirtualBoard(uart, args.board_dir, flash, chip, world, spawn, [micropython(), str(SHIMS / "repl.py")],
+        board = VirtualBoard(uart, args.board_dir, flash, chip, world, spawn, [*board_interpreter(world["heap_bytes"]), str(SHIMS / "repl.py")],
                              on_event)
         print(f"earshot sim: board {args.board} ({chip}) on serial port {uart.url}; flash {flash}", flush=True)
         print(f"earshot sim: {HELP}", flush=True)
@@ -102,7 +102,10 @@ def _world(args, tmp):
         write_mic_input(pcm, audio)
         samples = len(pcm)
     (tmp / "button").touch()
-    return {"board": args.board, "wav": args.wav and str(Path(args.wav).resolve()), "audio": str(audio),
+    from host_tools.sim import board_dir
+
+    return {"board": args.board, "heap_bytes": board_dir.heap_bytes(board_dir.pinmap(args.board)),
+            "wav": args.wav and str(Path(args.wav).resolve()), "audio": str(audio),
             "live_done": None, "input_samples": samples, "input_s": samples / 16000,
             "board_dir": str(Path(args.board_dir).resolve()), "presses": [], "outages": [], "wifi_outages": [],
             "realtime": True, "drain_s": 0.0, "until_stopped": True, "button_file": str(tmp / "button"),

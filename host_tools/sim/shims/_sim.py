@@ -59,6 +59,10 @@ if _button_file is not None:
     _button_file.seek(0, 2)  # presses from before this boot are history
 _realtime = config["realtime"]
 _heap_at = int(config.get("heap_at", -1) * RATE) if config.get("heap_at") else -1
+# --heap-every S: a heap report every S seconds of audio (the soak test, the bench)
+_heap_every = int(config["heap_every"] * RATE) if config.get("heap_every") else 0
+if _heap_every and _heap_at < 0:
+    _heap_at = _heap_every
 heap_baseline = 0  # set by boot.py: what the shims themselves use
 # --realtime: the ticks at audio time 0, from this boot's start or from an epoch that boards
 # started together share (Unix ms).
@@ -177,14 +181,48 @@ def _hand_button():
             emit("button", '"pressed": %s' % ("true" if down else "false"))
 
 
+_spare = None  # the shims' unused room, held so that the firmware gets the board's heap
+
+
+def hold_spare_heap():
+    # The interpreter was started with the board's heap plus room for these shims; what
+    # the shims leave of that room is taken here, once, before the firmware starts.
+    global _spare
+    import gc
+
+    gc.collect()
+    room = gc.mem_free() - config.get("heap_bytes", gc.mem_free())
+    if room > 0:
+        _spare = bytearray(room)
+
+
 def _report_heap():
-    # For `make bench`: the firmware's heap in use, shims excluded, after a collection.
+    # The firmware's heap in use (shims excluded), what is free and the largest block the
+    # firmware could still get, after a collection.
     global _heap_at
     import gc
 
-    _heap_at = -1
+    _heap_at = _heap_at + _heap_every if _heap_every else -1
     gc.collect()
-    emit("heap", '"firmware_bytes": %d, "free_bytes": %d' % (gc.mem_alloc() - heap_baseline, gc.mem_free()))
+    emit("heap", '"firmware_bytes": %d, "free_bytes": %d, "largest_free_bytes": %d'
+         % (gc.mem_alloc() - heap_baseline, gc.mem_free(), _largest_free()))
+
+
+def _largest_free():
+    # The largest bytearray that can be allocated now, to 64 bytes (a binary search of
+    # trial allocations, each freed at once).
+    import gc
+
+    lo, hi = 0, gc.mem_free()
+    while hi - lo > 64:
+        mid = (lo + hi) // 2
+        try:
+            bytearray(mid)
+            lo = mid
+        except MemoryError:
+            hi = mid
+    gc.collect()
+    return lo
 
 
 def _pace(target):

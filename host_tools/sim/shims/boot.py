@@ -69,5 +69,6 @@ sys.path[:] = ["", "/lib", ".frozen"]
 import gc  # noqa: E402
 
 gc.collect()
+_sim.hold_spare_heap()  # the firmware gets the board's heap, no more
 _sim.heap_baseline = gc.mem_alloc()
 import main  # noqa: E402,F401  (runs the firmware)

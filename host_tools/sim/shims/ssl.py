@@ -39,6 +39,9 @@ class SSLContext:
         return _TlsStream(self._ctx.wrap_socket(sock, **kw), sock)
 
 
+_EAGER = 512
+
+
 class _TlsStream(io.IOBase):
     def __init__(self, tls, raw):
         self._tls = tls
@@ -52,10 +55,16 @@ class _TlsStream(io.IOBase):
     @property
     def buffered(self):
         # Readable without touching the socket (select's shim asks).
+        try:
+            self._fill()
+        except OSError:
+            return True  # the reader's read() meets the error, where it can handle it
         return bool(self._buf) or self._eof
 
     def _fill(self):
-        while not self._eof:
+        # What TLS has decrypted, but at most _EAGER bytes ahead of the reader: a board's
+        # socket holds no more in the heap (a peer's long line must not cost the firmware's).
+        while not self._eof and len(self._buf) < _EAGER:
             n = self._tls.readinto(self._chunk)
             if n is None:
                 return
