@@ -25,8 +25,8 @@ _WIFI_WAIT_MS = 8000  # an ESP32 station usually has an address 2-4 s after conn
 
 _log = Logger("main")
 _BOOT_ONLY = ("earshot.pinmap", "earshot.pairing")
-# Heap the rest of the board needs once the pre-roll and the wake-word model are in (the
-# TLS context, the link, a session's allocations, slack for fragmentation): a model that
+# Heap the rest of the board needs once the pre-roll, the TLS context and the wake-word
+# model are in (the link, a session's allocations, slack for fragmentation): a model that
 # leaves less is dropped, and the board runs push-to-talk.
 _RESERVE_AFTER_MODEL = const(12 * 1024)
 
@@ -86,6 +86,8 @@ def build(hw, cfg):
     # fragments, and the model and the pre-roll each need one contiguous block.
     gc.collect()
     ring = FrameRing(max(cfg["preroll_ms"] // FRAME_MS, 1) + _SEND_SLACK_FRAMES)
+    tls = tls_context()  # what the board cannot do without comes before the model, which it can
+    receiver_name = sys.modules["earshot.pairing"].RECEIVER_NAME
     detector = wake_detector(cfg)
     mic = Mic(hw.open_mic, ring, cfg["gain_db"], cfg["dc_removal"])
     app = None
@@ -96,8 +98,6 @@ def build(hw, cfg):
     def on_reject(session):
         app.on_reject(session)
 
-    tls = tls_context()
-    receiver_name = sys.modules["earshot.pairing"].RECEIVER_NAME
     if not cfg["wifi_ssid"]:
         _log.error("wifi", "error=no_ssid action=set_wifi_ssid_in_settings")
 

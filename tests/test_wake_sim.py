@@ -128,10 +128,10 @@ def test_sensitivity_setting_picks_the_models_cutoff(tmp_path, capsys):
 
 
 def test_another_bundled_model_by_name(tmp_path, capsys):
-    run = sim(tmp_path, capsys, "--wake-model", "okay_nabu", wav=NEGATIVES)
+    run = sim(tmp_path, capsys, "--wake-model", "hey_mycroft", wav=NEGATIVES)
     assert run.code == 0, run.err
     [line] = [s for s in run.serial() if " main wake " in s]
-    assert line.startswith("I ") and "model=okay_nabu.eww phrase=Okay_Nabu " in line
+    assert line.startswith("I ") and "model=hey_mycroft.eww phrase=Hey_Mycroft " in line
 
 
 def test_live_microphone_wakes_on_the_phrase(tmp_path, capsys, monkeypatch):

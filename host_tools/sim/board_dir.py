@@ -16,7 +16,7 @@ DEFAULT_DEVICE = "earshot"  # firmware/earshot/settings.py's default `device`
 # The GC heap the firmware gets on the virtual board, by whether the board's profile has
 # PSRAM. The unix port is 64-bit: objects and pointers take about twice the room they take
 # on the ESP32, audio and model buffers the same, so these are stand-ins (README "Memory").
-HEAP_KIB = {False: 160, True: 2048}
+HEAP_KIB = {False: 150, True: 2048}
 
 
 def known_boards():
