@@ -177,54 +177,69 @@ def test_initial_state_other_than_zero_points(audio_features, tmp_path):
 REQUANTISE = """
 import array, sys
 from earshot import inference
-cases = [int(v) for v in open(sys.argv[-1]).read().split()]
-n = len(cases) // 7  # acc, M, shift, zp, lo, hi (zp, lo, hi + 128), one rounding (16) or two (0)
-ws = array.array('i', bytes(4 * (60 + n)))
-ws[10] = 58  # the program's length: CORR at 58, the accumulators after it
+# a line per call: kind flags, zp, lo, hi (+ 128), then 4 channels of acc, M, right shift
+ws = array.array('i', bytes(4 * 38))
+ws[10] = 34  # the program's length: the accumulators follow it
 ws[16:22] = array.array('i', [0, 4, 1, 0, 0, 0])  # a one-frame ring of 4 bytes
 rings = bytearray(4)
-blob = bytearray(8)
-par = array.array('i', [0, 0])
-out = []
-for i in range(n):
-    acc, m, shift, zp, lo, hi, once = cases[7 * i:7 * i + 7]
-    par[0] = (m - (1 << 30)) & 0x7FFF | ((m - (1 << 30)) >> 15) << 16
-    par[1] = (0x1000000 << 5) | -shift  # bias 0
-    blob[:] = bytes(par)
-    ws[58] = 0x20000000
-    ws[59] = 0x20000000 + acc
-    ws[22:34] = array.array('i', [1 | once, 16, 1, 0, 0, 1, 0, 16, 0, zp, lo, hi])
-    inference._requantise(ws, 22, blob, rings)
-    out.append(rings[0])
-print(' '.join(str(v) for v in out))
+par = array.array('I', bytes(32))
+for line in open(sys.argv[-1]):
+    case = [int(v) for v in line.split()]
+    flags, zp, lo, hi = case[:4]
+    for c in range(4):
+        acc, m, s = case[4 + 3 * c:7 + 3 * c]
+        par[2 * c] = (m >> 15) | (m & 0x7FFF) << 16
+        par[2 * c + 1] = (0x400000 << 8) | (s - 5 if flags & 32 else s)  # bias 0
+        ws[34 + c] = 0x20000000 + acc
+    ws[22:34] = array.array('i', [3 | flags, 16, 1, 0, 0, 4, 0, 16, 0, zp, lo, hi])
+    inference._conv(par, 22, ws, rings)
+    print(*rings)
 """
+
+
+def _requantise_cases(rng, n):
+    # (cases for REQUANTISE, the outputs TFLite's arithmetic gives): accumulators across the
+    # whole range the converter accepts and around rounding edges, where the fast path is
+    # unsure: within a few units, and about as far as its uncertain window reaches
+    cases, want = [], []
+    for i in range(n):
+        once, fast = rng.random() < 1 / 3, rng.random() < 3 / 4
+        zp = int(rng.integers(-128, 128))
+        lo = zp if rng.random() < 0.5 else -128  # ReLU or none
+        cases += [(16 if once else 0) | (32 if fast else 0), zp + 128, lo + 128, 255]
+        for c in range(4):
+            small = fast and rng.random() < 0.5  # s = 5, 6, 7: the fast path's largest errors
+            while True:
+                m, shift = convert.quantize_multiplier(10 ** (rng.uniform(-2.4, -1.51) if small
+                                                              else rng.uniform(-8.5, -0.31)))
+                if -29 <= shift <= (-5 if fast else -1):
+                    break
+            s = -shift
+            edge = (int(rng.integers(-128, 128)) * 2 + 1) * 2 ** (30 + s) / m
+            reach = 2 ** (s + 25) / m * rng.uniform(0.5, 1.5)
+            acc = [int(rng.integers(-(1 << 28), 1 << 28)) >> int(rng.integers(0, 28)),
+                   int(edge + rng.uniform(-4, 4)), int(edge + reach), int(edge - reach),
+                   int(rng.choice([0, 1, -1, -2, 2, (1 << 29) - 1, 1 - (1 << 29), 1 << (s + 8), -(1 << (s + 8))]))
+                   ][int(rng.choice(5, p=[0.3, 0.25, 0.2, 0.2, 0.05]))]
+            acc = max(1 - (1 << 29), min((1 << 29) - 1, acc))
+            cases += [acc, m, s]
+            if once:
+                y = (acc * m + (1 << (30 + s))) >> (31 + s)
+            else:
+                y = convert.multiply_by_quantized_multiplier(acc, m, shift)
+            want.append(min(127, max(lo, y + zp)) + 128)
+    return cases, want
 
 
 @pytest.mark.parametrize("interpreter", INTERPRETERS, ids=lambda p: "32bit" if p != INTERPRETERS[0] else "unix")
 def test_requantisation_equals_multiply_by_quantized_multiplier(interpreter, tmp_path):
     # TFLite's MultiplyByQuantizedMultiplier (the converter's exact Python), zero point and
-    # clamp, against the board's for accumulators across the whole range it accepts; and the
-    # one-rounding form BUILTIN_REF's FULLY_CONNECTED uses, floor(acc M / 2**(31 - shift) + 1/2)
-    rng = np.random.default_rng(7)
-    cases, want = [], []
-    for i in range(3000):
-        scale = 10 ** rng.uniform(-8.5, -0.31)
-        m, shift = convert.quantize_multiplier(scale)
-        if not -29 <= shift <= -1:
-            continue
-        acc = int(rng.integers(-(1 << 28), 1 << 28)) >> int(rng.integers(0, 28))
-        acc = [acc, 0, 1, -1, -2, 2, (1 << 29) - 1, 1 - (1 << 29)][i % 8] if i % 5 == 0 else acc
-        zp = int(rng.integers(-128, 128))
-        lo = zp if i % 2 else -128  # ReLU or none
-        once = i % 3 == 0
-        cases += [acc, m, shift, zp + 128, lo + 128, 255, 16 if once else 0]
-        if once:
-            y = (acc * m + (1 << (30 - shift))) >> (31 - shift)
-        else:
-            y = convert.multiply_by_quantized_multiplier(acc, m, shift)
-        want.append(min(127, max(lo, y + zp)) + 128)
+    # clamp, against the board's (fast path and exact one) for accumulators across the whole
+    # range it accepts; and the one-rounding form BUILTIN_REF's FULLY_CONNECTED uses,
+    # floor(acc M / 2**(31 - shift) + 1/2)
+    cases, want = _requantise_cases(np.random.default_rng(7), 1500)
     path = tmp_path / "cases.txt"
-    path.write_text(" ".join(map(str, cases)))
+    path.write_text("".join(" ".join(map(str, cases[at:at + 16])) + "\n" for at in range(0, len(cases), 16)))
     got = [int(v) for v in _mpy(interpreter, REQUANTISE, path).split()]
     assert got == want
 
@@ -422,7 +437,8 @@ def test_loader_refuses_damaged_files(tmp_path):
         "flipped": data[:-300] + bytes([data[-300] ^ 1]) + data[-299:],
         "tail": data + b"\0",
         "old": b"EWW1" + data[4:],
-        "version": data.replace(b'"format":1', b'"format":7', 1),
+        "version": data.replace(b'"format":%d' % convert.VERSION, b'"format":7', 1),
+        "v1": b"EWN1" + data[4:],
         "json": data[:8] + b"[" + data[9:],
     }
     for k, v in cases.items():
@@ -432,7 +448,7 @@ def test_loader_refuses_damaged_files(tmp_path):
     assert got.pop("good") == "OK"
     expect = {"empty": "not an earshot wake-word model", "header": "truncated",
               "meta": "truncated", "program": "truncated", "blob": "truncated", "flipped": "checksum mismatch",
-              "tail": "data after the weights", "old": "model file version EWW1", "version": "model format 7",
+              "tail": "data after the weights", "old": "model file version EWW1", "version": "model format 7", "v1": "model file version EWN1",
               "json": "JSON"}
     for k, want in expect.items():
         assert got[k].startswith("ModelError ") and want in got[k], (k, got[k])

@@ -7,24 +7,33 @@
 #
 # Every streaming tensor is a ring of its last frames (uint8 = int8 + 128); each op reads
 # the last K frames of one ring and writes one frame of another. Nothing is copied.
-# The arithmetic, per output channel (x, w int8; the zero point folded into the bias):
-#   acc = bias + sum w x          dense: sum (w + 128) u - 128 sum u   (u = x + 128)
-#                                 depthwise: sum ((w + 128) - 128) u
-#   y = RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc, M), s) + zp, clamped
-#       (ReLU: at zp); FULLY_CONNECTED rounds once: floor(acc M / 2**(31 + s) + 1/2) + zp
-#       (what BUILTIN_REF does, measured: its two roundings differ on 2 of 2597 outputs)
-# floor(acc M / 2**30) is assembled from 15-bit limbs (acc = ah 2**15 + al, M = 2**30 +
-# m1 2**15 + m0): acc + ah m1 + ((ah m0 + al m1 + (al m0 >> 15)) >> 15). The converter
-# checks |acc| < 2**29, so every term stays within 32 signed bits.
+# The arithmetic, per output channel (x, w int8; u = x + 128 as stored):
+#   acc = bias + sum w (x - zp_in)
+#     column order (all convolutions): sum (w + 128)(u - z) - 128 sum (u - z), z = zp_in + 128:
+#       inputs equal to their zero point are skipped (the features' zeros, ReLU'd frames)
+#     depthwise: sum ((w + 128) - 128) u, zero inputs skipped (zp_in folded into the bias)
+#     dense (FULLY_CONNECTED, row order): sum (w + 128) u - 128 sum u (zp_in folded)
+#   y = MultiplyByQuantizedMultiplier(acc, M, -s) + zp, clamped (ReLU: at zp); with two
+#   roundings that is floor((acc M + 2**(30 + s) + sigma 2**30) / 2**(31 + s)), sigma = 1 for
+#   acc >= 0, -1 below; FULLY_CONNECTED rounds once (sigma = 0), as BUILTIN_REF does
+#   (measured: its two roundings differ on 2 of 2597 outputs).
+# Exact, in 32 bits: X = floor(acc M / 2**30) from 15-bit limbs (acc = ah 2**15 + al,
+# M = 2**30 + m1 2**15 + m0): acc + ah m1 + ((ah m0 + al m1 + (al m0 >> 15)) >> 15), then
+# y = (X + 2**s + sigma) >> (s + 1). The converter checks |acc| < 2**29, so every term stays
+# within 32 signed bits.
+# Fast, where every channel of an op has s >= 5 (flag _FAST; the bundled models): with
+# t = floor(acc 2**(7 - s)) = (acc << 2) >> (s - 5) and |t| < 2**15 (else |y| >= 128: exact
+# path), V = t (M >> 15) + ((t (M & 0x7FFF)) >> 15) = floor(t M / 2**15) in two products,
+# and acc M / 2**(s + 8) - V is in [0, 2**16 + 1) (the dropped bits of acc); the rounding
+# terms are 2**22 + sigma 2**(22 - s), |sigma 2**(22 - s)| <= 2**17. So with
+# W = V + 2**22, y = W >> 23 unless W mod 2**23 is within 2**17 below or 2**16 + 2**17 + 1
+# above a multiple of 2**23: then (about 4 % of the channels) the exact path decides.
 # Words read back through ptr32 are stored non-negative (ESP32 loads sign-extend, the
-# 64-bit unix port's zero-extend): depthwise sums are kept + 2**29.
+# 64-bit unix port's zero-extend): accumulators are kept + 2**29.
 #
-# Speed: viper keeps the first three locals in registers, so each kernel gets its hot
-# pointers and accumulator as its first three arguments; inner loops are unrolled with
-# constant offsets. Measured (host_tools/wake/inference_cost.py, callgrind on the unix
-# port): a dense multiply-add costs about 10 x86 instructions, a depthwise one about 16
-# (zero ReLU inputs skipped), a requantised channel about 170; hey_jarvis about 10.5 M
-# instructions per second of audio.
+# Speed: viper keeps the first three locals in registers (two when mpy-cross compiles it),
+# so each kernel's hot pointers and value are its first locals; inner loops are unrolled
+# with constant offsets. An op is one viper call: accumulate, then requantise.
 import micropython
 from micropython import const
 
@@ -38,7 +47,7 @@ _H_QSHIFT = const(5)
 _H_QCAP = const(6)
 _H_TABLE = const(7)
 _H_OUTBUF = const(8)
-_H_WORDS = const(10)  # the program's length: CORR is the word after it, then the accumulators
+_H_WORDS = const(10)  # the program's length: the accumulators follow it
 _B_BASE = const(0)
 _B_STRIDE = const(1)
 _B_FRAMES = const(2)
@@ -46,9 +55,10 @@ _B_LAST = const(3)
 _B_LAST0 = const(4)
 _B_INIT = const(5)
 _BUF_WORDS = const(6)
+_O_KIND = const(0)
 _O_SRC = const(1)
 _O_FRAMES = const(2)
-_O_C0 = const(3)
+_O_C0 = const(3)  # depthwise: the first channel; column order: the input zero point + 128
 _O_W = const(4)
 _O_COUT = const(5)
 _O_PAR = const(6)
@@ -58,11 +68,17 @@ _O_ZP = const(9)
 _O_LO = const(10)
 _O_HI = const(11)
 _OP_WORDS = const(12)
-_O_KIND = const(0)
-_ROUND_ONCE = const(16)  # in an op's kind: one rounding, floor(acc M / 2**(31 + s) + 1/2)
+_DEPTHWISE = const(1)
+_COLUMN = const(2)
+_GIVEN = const(3)  # requantise the accumulators as they are (not in model files: for tests)
+_ROUND_ONCE = const(16)  # in an op's kind: one rounding (sigma = 0)
+_FAST = const(32)  # in an op's kind: every shift s >= 5, stored as s - 5
 _FEATURES = const(40)
-_BIAS_OFFSET = const(0x1000000)  # biases are stored + this, << 5, | the right shift
-_ACC0 = const(0x20000000)  # depthwise sums start here (kept non-negative)
+_BIAS_OFFSET = const(0x400000)  # biases are stored + this, << 8, | the shift byte
+_ACC0 = const(0x20000000)  # accumulators start here (kept non-negative)
+_HALF = const(0x400000)  # the fast path's rounding term, 2**22
+_NEAR = const(0x20001)  # ... its largest error above, 2**17 + 1
+_WIN = const(0x40001)  # ... and the width of its uncertain window, _NEAR + 2**17
 
 
 class Net:
@@ -71,8 +87,9 @@ class Net:
         self._ws = model.words
         self._blob = model.blob
         self._rings = bytearray(model.rings_bytes)
-        self._ops = model.ops_at
-        self._end = model.ops_at + _OP_WORDS * model.words[_H_NOPS]
+        ws = model.words
+        self._plan = tuple((_dense if ws[rec] & 15 == 0 else _conv, rec)
+                           for rec in range(model.ops_at, model.ops_at + _OP_WORDS * ws[_H_NOPS], _OP_WORDS))
         self.stride = model.stride
         self.reset()
 
@@ -92,25 +109,15 @@ class Net:
     @micropython.native
     def feed(self, feats):
         # feats: array("H") of the frontend's 40 values. True when the model was invoked.
-        _quantise(feats, self._rings, 0, self._ws)
         self._n += 1
         if self._n < self.stride:
+            _quantise(feats, self._rings, 0, self._ws)
             return False
         self._n = 0
         ws, blob, rings = self._ws, self._blob, self._rings
-        _advance(ws)
-        rec = self._ops
-        while rec < self._end:
-            kind = ws[rec] & 15
-            if kind == 0:
-                _dense(blob, rings, rec, ws)
-            else:
-                if kind == 1:
-                    _depthwise(blob, rings, ws, rec)
-                else:
-                    _sparse(blob, rec, ws, rings)
-                _requantise(ws, rec, blob, rings)
-            rec += _OP_WORDS
+        _quantise(feats, rings, 1, ws)
+        for fn, rec in self._plan:
+            fn(blob, rec, ws, rings)
         self.prob = _output(blob, rings, ws)
         return True
 
@@ -126,7 +133,16 @@ def _fill(buf: ptr8, at: int, n: int, v: int):
 @micropython.viper
 def _quantise(f: ptr16, q: ptr8, u: int, ws: ptr32):
     # the next slot of the input ring (ring 0) <- the 40 features f, quantised
-    # (f: the features, q: the rings)
+    # (f: the features, q: the rings); u != 0: this feed invokes the model, so every
+    # other ring moves on to the slot this invocation writes
+    b = ptr32(uint(ws) + 4 * (_HEADER + _BUF_WORDS))
+    end = uint(ws) + 4 * (_HEADER + _BUF_WORDS * ws[_H_NBUF])
+    while u and uint(b) < end:
+        last = b[_B_LAST] + 1
+        if last == b[_B_FRAMES]:
+            last = 0
+        b[_B_LAST] = last
+        b = ptr32(uint(b) + 4 * _BUF_WORDS)
     b = ptr32(uint(ws) + 4 * _HEADER)
     u = b[_B_LAST] + 1
     if u == b[_B_FRAMES]:
@@ -148,248 +164,14 @@ def _quantise(f: ptr16, q: ptr8, u: int, ws: ptr32):
 
 
 @micropython.viper
-def _advance(ws: ptr32):
-    # every ring but the input's moves on to the slot this invocation writes
-    b = ptr32(uint(ws) + 4 * (_HEADER + _BUF_WORDS))
-    end = uint(ws) + 4 * (_HEADER + _BUF_WORDS * ws[_H_NBUF])
-    while uint(b) < end:
-        last = b[_B_LAST] + 1
-        if last == b[_B_FRAMES]:
-            last = 0
-        b[_B_LAST] = last
-        b = ptr32(uint(b) + 4 * _BUF_WORDS)
-
-
-@micropython.viper
-def _dense(p: ptr8, q: ptr8, acc: int, ws: ptr32):
-    # p: the blob, q: the rings, acc: the op's word index. Per output channel: the sum of
-    # uint8 weight x uint8 input over the last K frames, all channels, - 128 x the
-    # inputs' sum + bias, requantised (as _requantise) into the op's output frame. The
-    # window is one or two runs of whole frames (ring wrap), each a multiple of 4 bytes:
-    # 16 at a time, then 8 and 4.
-    r = ptr32(uint(ws) + 4 * acc)
-    b = ptr32(uint(ws) + 4 * r[_O_SRC])
-    stride = b[_B_STRIDE]
-    k = r[_O_FRAMES]
-    first = b[_B_LAST] - k + 1
-    if first < 0:
-        first += b[_B_FRAMES]
-    d = ptr32(uint(ws) + 4 * r[_O_DST])
-    out = uint(q) + d[_B_BASE] + d[_B_LAST] * d[_B_STRIDE] + r[_O_DOFF]
-    base = uint(q) + b[_B_BASE]
-    x1 = base + first * stride
-    row = k * stride
-    n1 = row
-    if first + k > b[_B_FRAMES]:
-        n1 = (b[_B_FRAMES] - first) * stride
-    n2 = row - n1
-    e1 = x1 + n1
-    e2 = base + n2
-    s = 0
-    q = ptr8(x1)
-    while uint(q) < e1:
-        s += q[0] + q[1] + q[2] + q[3]
-        q = ptr8(uint(q) + 4)
-    q = ptr8(base)
-    while uint(q) < e2:
-        s += q[0] + q[1] + q[2] + q[3]
-        q = ptr8(uint(q) + 4)
-    corr = 128 * s + _BIAS_OFFSET
-    par = uint(p) + r[_O_PAR]
-    zp = r[_O_ZP]
-    lo = r[_O_LO]
-    hi = r[_O_HI]
-    relu = -_ACC0  # with a ReLU (lo = zp), any acc <= 0 gives lo
-    if lo == zp:
-        relu = 0
-    twice = 1  # 0: one rounding (_ROUND_ONCE)
-    if r[_O_KIND] & _ROUND_ONCE:
-        twice = 0
-    w = uint(p) + r[_O_W]
-    end = out + r[_O_COUT]
-    f1 = x1 + (n1 & -16)
-    t1 = n1 & 12
-    f2 = base + (n2 & -16)
-    t2 = n2 & 12
-    while out < end:
-        p = ptr8(w)
-        q = ptr8(x1)
-        acc = 0
-        while uint(q) < f1:
-            acc = p[0] * q[0] + acc
-            acc = p[1] * q[1] + acc
-            acc = p[2] * q[2] + acc
-            acc = p[3] * q[3] + acc
-            acc = p[4] * q[4] + acc
-            acc = p[5] * q[5] + acc
-            acc = p[6] * q[6] + acc
-            acc = p[7] * q[7] + acc
-            acc = p[8] * q[8] + acc
-            acc = p[9] * q[9] + acc
-            acc = p[10] * q[10] + acc
-            acc = p[11] * q[11] + acc
-            acc = p[12] * q[12] + acc
-            acc = p[13] * q[13] + acc
-            acc = p[14] * q[14] + acc
-            acc = p[15] * q[15] + acc
-            p = ptr8(uint(p) + 16)
-            q = ptr8(uint(q) + 16)
-        if t1 & 8:
-            acc = p[0] * q[0] + acc
-            acc = p[1] * q[1] + acc
-            acc = p[2] * q[2] + acc
-            acc = p[3] * q[3] + acc
-            acc = p[4] * q[4] + acc
-            acc = p[5] * q[5] + acc
-            acc = p[6] * q[6] + acc
-            acc = p[7] * q[7] + acc
-            p = ptr8(uint(p) + 8)
-            q = ptr8(uint(q) + 8)
-        if t1 & 4:
-            acc = p[0] * q[0] + acc
-            acc = p[1] * q[1] + acc
-            acc = p[2] * q[2] + acc
-            acc = p[3] * q[3] + acc
-            p = ptr8(uint(p) + 4)
-        if n2:
-            q = ptr8(base)
-            while uint(q) < f2:
-                acc = p[0] * q[0] + acc
-                acc = p[1] * q[1] + acc
-                acc = p[2] * q[2] + acc
-                acc = p[3] * q[3] + acc
-                acc = p[4] * q[4] + acc
-                acc = p[5] * q[5] + acc
-                acc = p[6] * q[6] + acc
-                acc = p[7] * q[7] + acc
-                acc = p[8] * q[8] + acc
-                acc = p[9] * q[9] + acc
-                acc = p[10] * q[10] + acc
-                acc = p[11] * q[11] + acc
-                acc = p[12] * q[12] + acc
-                acc = p[13] * q[13] + acc
-                acc = p[14] * q[14] + acc
-                acc = p[15] * q[15] + acc
-                p = ptr8(uint(p) + 16)
-                q = ptr8(uint(q) + 16)
-            if t2 & 8:
-                acc = p[0] * q[0] + acc
-                acc = p[1] * q[1] + acc
-                acc = p[2] * q[2] + acc
-                acc = p[3] * q[3] + acc
-                acc = p[4] * q[4] + acc
-                acc = p[5] * q[5] + acc
-                acc = p[6] * q[6] + acc
-                acc = p[7] * q[7] + acc
-                p = ptr8(uint(p) + 8)
-                q = ptr8(uint(q) + 8)
-            if t2 & 4:
-                acc = p[0] * q[0] + acc
-                acc = p[1] * q[1] + acc
-                acc = p[2] * q[2] + acc
-                acc = p[3] * q[3] + acc
-        acc = acc + (ptr32(par)[1] >> 5) - corr
-        if acc > relu:  # as _requantise
-            al = acc & 0x7FFF
-            acc += (acc >> 15) * ptr16(par)[1] + (((acc >> 15) * ptr16(par)[0] + al * ptr16(par)[1]
-                                                   + ((al * ptr16(par)[0]) >> 15)) >> 15)
-            if acc < -1:
-                acc -= twice << 1
-            al = ptr32(par)[1] & 31
-            acc = ((acc + (1 << al) + twice) >> (al + 1)) + zp
-            if acc < lo:
-                acc = lo
-            elif acc > hi:
-                acc = hi
-        else:
-            acc = lo
-        ptr8(out)[0] = acc
-        out += 1
-        par += 8
-        w += row
-
-
-@micropython.viper
-def _sparse(p: ptr8, x: int, a: ptr32, q: ptr8):
-    # p: the blob, x: the op's word index, a: the program words, q: the rings. A dense op
-    # over mostly zero inputs (the features: about 80 % are 0 after quantisation), in
-    # column order: for each non-zero input byte x of the window, scratch[o] += w[i][o] x
-    # (weights [window byte][output]); 128 x the inputs' sum -> CORR. (About 11 x86
-    # instructions per multiply-add against the row order's 10, but zeros cost nothing.)
+def _conv(p: ptr8, x: int, a: ptr32, q: ptr8):
+    # p: the blob, x: the op's word index, a: the program words, q: the rings.
+    # A convolution in column order or a depthwise one: accumulators (_ACC0 + ...) after
+    # the program, then requantised into the op's output frame. Output channels are padded
+    # to a multiple of 4: inner loops run 16 at a time, then 8 and 4.
     ws = uint(a)
+    blob = uint(p)
     r = ptr32(ws + 4 * x)
-    b = ptr32(ws + 4 * r[_O_SRC])
-    stride = b[_B_STRIDE]
-    k = r[_O_FRAMES]
-    first = b[_B_LAST] - k + 1
-    if first < 0:
-        first += b[_B_FRAMES]
-    base = uint(q) + b[_B_BASE]
-    src = base + first * stride
-    stop = src + k * stride
-    n2 = 0
-    if first + k > b[_B_FRAMES]:
-        stop = base + b[_B_FRAMES] * stride
-        n2 = k * stride - (stop - src)
-    cout = r[_O_COUT]
-    scr = ws + 4 * ptr32(ws)[_H_WORDS] + 4
-    end = scr + 4 * cout
-    end8 = scr + 4 * (cout & -8)
-    a = ptr32(scr)
-    while uint(a) < end:
-        a[0] = 0
-        a = ptr32(uint(a) + 4)
-    w = uint(p) + r[_O_W]
-    s = 0
-    while True:
-        while src < stop:
-            x = ptr8(src)[0]
-            if x:
-                s += x
-                p = ptr8(w)
-                a = ptr32(scr)
-                while uint(a) < end8:
-                    a[0] = p[0] * x + a[0]
-                    a[1] = p[1] * x + a[1]
-                    a[2] = p[2] * x + a[2]
-                    a[3] = p[3] * x + a[3]
-                    a[4] = p[4] * x + a[4]
-                    a[5] = p[5] * x + a[5]
-                    a[6] = p[6] * x + a[6]
-                    a[7] = p[7] * x + a[7]
-                    a = ptr32(uint(a) + 32)
-                    p = ptr8(uint(p) + 8)
-                if cout & 4:
-                    a[0] = p[0] * x + a[0]
-                    a[1] = p[1] * x + a[1]
-                    a[2] = p[2] * x + a[2]
-                    a[3] = p[3] * x + a[3]
-                    a = ptr32(uint(a) + 16)
-                    p = ptr8(uint(p) + 4)
-                if cout & 2:
-                    a[0] = p[0] * x + a[0]
-                    a[1] = p[1] * x + a[1]
-                    a = ptr32(uint(a) + 8)
-                    p = ptr8(uint(p) + 2)
-                if cout & 1:
-                    a[0] = p[0] * x + a[0]
-            w += cout
-            src += 1
-        if not n2:
-            break
-        src = base
-        stop = base + n2
-        n2 = 0
-    ptr32(scr - 4)[0] = 128 * s
-
-
-@micropython.viper
-def _depthwise(p: ptr8, q: ptr8, a: ptr32, rec: int):
-    # p: the blob, q: the rings, a: the program words, rec: the op's word index.
-    # Accumulators (_ACC0 + sum of int8 weight x uint8 input over the last K frames of
-    # channels c0 ..) -> scratch, frame by frame; CORR = _ACC0.
-    ws = uint(a)
-    r = ptr32(ws + 4 * rec)
     b = ptr32(ws + 4 * r[_O_SRC])
     stride = b[_B_STRIDE]
     frames = b[_B_FRAMES]
@@ -397,95 +179,200 @@ def _depthwise(p: ptr8, q: ptr8, a: ptr32, rec: int):
     slot = b[_B_LAST] - k + 1
     if slot < 0:
         slot += frames
-    base = uint(q) + b[_B_BASE] + r[_O_C0]
+    base = uint(q) + b[_B_BASE]
     cout = r[_O_COUT]
-    w = uint(p) + r[_O_W]
     scr = ws + 4 * ptr32(ws)[_H_WORDS]
-    ptr32(scr)[0] = _ACC0
-    scr += 4
     end = scr + 4 * cout
-    end8 = scr + 4 * (cout & -8)
+    end16 = scr + 4 * (cout & -16)
+    kind = r[_O_KIND] & 15
     a = ptr32(scr)
-    while uint(a) < end:
+    while kind != _GIVEN and uint(a) < end:
         a[0] = _ACC0
-        a = ptr32(uint(a) + 4)
-    f = 0
-    while f < k:
-        p = ptr8(w)
-        q = ptr8(base + slot * stride)
-        a = ptr32(scr)
-        while uint(a) < end8:  # ReLU outputs (uint8 0) are often zero: skip those
-            if q[0]:
-                a[0] = (p[0] - 128) * q[0] + a[0]
-            if q[1]:
-                a[1] = (p[1] - 128) * q[1] + a[1]
-            if q[2]:
-                a[2] = (p[2] - 128) * q[2] + a[2]
-            if q[3]:
-                a[3] = (p[3] - 128) * q[3] + a[3]
-            if q[4]:
-                a[4] = (p[4] - 128) * q[4] + a[4]
-            if q[5]:
-                a[5] = (p[5] - 128) * q[5] + a[5]
-            if q[6]:
-                a[6] = (p[6] - 128) * q[6] + a[6]
-            if q[7]:
-                a[7] = (p[7] - 128) * q[7] + a[7]
-            a = ptr32(uint(a) + 32)
-            p = ptr8(uint(p) + 8)
-            q = ptr8(uint(q) + 8)
-        if cout & 4:
-            if q[0]:
-                a[0] = (p[0] - 128) * q[0] + a[0]
-            if q[1]:
-                a[1] = (p[1] - 128) * q[1] + a[1]
-            if q[2]:
-                a[2] = (p[2] - 128) * q[2] + a[2]
-            if q[3]:
-                a[3] = (p[3] - 128) * q[3] + a[3]
-        w += cout
-        slot += 1
-        if slot == frames:
-            slot = 0
-        f += 1
-
-
-@micropython.viper
-def _requantise(a: ptr32, x: int, par: ptr32, q: ptr8):
-    # a: the program words, x: the op's word index, par: the blob, q: the rings.
-    # Scratch accumulators - CORR + bias -> MultiplyByQuantizedMultiplier + zero point,
-    # clamped -> the op's output frame (uint8). With M = 2**30 + w and s the right shift,
-    # X = floor(acc M / 2**30) and MBQM = (X + 2**s + 1 - 2 [X < -1]) >> (s + 1): the two
-    # roundings of SaturatingRoundingDoublingHighMul and RoundingDivideByPOT in one shift.
-    # With _ROUND_ONCE (BUILTIN_REF's FULLY_CONNECTED): (X + 2**s) >> (s + 1).
-    ws = uint(a)
-    r = ptr32(ws + 4 * x)
+        a[1] = _ACC0
+        a[2] = _ACC0
+        a[3] = _ACC0
+        a = ptr32(uint(a) + 16)
+    w = blob + r[_O_W]
+    corr = _ACC0 + _BIAS_OFFSET
+    if kind == _DEPTHWISE:
+        # frame by frame over the window, channel c0 + i of each frame into accumulator i;
+        # inputs are ReLU outputs, often zero (uint8 0): skip those
+        base += r[_O_C0]
+        while k:
+            p = ptr8(w)
+            x = int(base) + slot * stride
+            a = ptr32(scr)
+            while uint(a) < end16:
+                if ptr8(x)[0]:
+                    a[0] = (p[0] - 128) * ptr8(x)[0] + a[0]
+                if ptr8(x)[1]:
+                    a[1] = (p[1] - 128) * ptr8(x)[1] + a[1]
+                if ptr8(x)[2]:
+                    a[2] = (p[2] - 128) * ptr8(x)[2] + a[2]
+                if ptr8(x)[3]:
+                    a[3] = (p[3] - 128) * ptr8(x)[3] + a[3]
+                if ptr8(x)[4]:
+                    a[4] = (p[4] - 128) * ptr8(x)[4] + a[4]
+                if ptr8(x)[5]:
+                    a[5] = (p[5] - 128) * ptr8(x)[5] + a[5]
+                if ptr8(x)[6]:
+                    a[6] = (p[6] - 128) * ptr8(x)[6] + a[6]
+                if ptr8(x)[7]:
+                    a[7] = (p[7] - 128) * ptr8(x)[7] + a[7]
+                if ptr8(x)[8]:
+                    a[8] = (p[8] - 128) * ptr8(x)[8] + a[8]
+                if ptr8(x)[9]:
+                    a[9] = (p[9] - 128) * ptr8(x)[9] + a[9]
+                if ptr8(x)[10]:
+                    a[10] = (p[10] - 128) * ptr8(x)[10] + a[10]
+                if ptr8(x)[11]:
+                    a[11] = (p[11] - 128) * ptr8(x)[11] + a[11]
+                if ptr8(x)[12]:
+                    a[12] = (p[12] - 128) * ptr8(x)[12] + a[12]
+                if ptr8(x)[13]:
+                    a[13] = (p[13] - 128) * ptr8(x)[13] + a[13]
+                if ptr8(x)[14]:
+                    a[14] = (p[14] - 128) * ptr8(x)[14] + a[14]
+                if ptr8(x)[15]:
+                    a[15] = (p[15] - 128) * ptr8(x)[15] + a[15]
+                a = ptr32(uint(a) + 64)
+                p = ptr8(uint(p) + 16)
+                x += 16
+            if cout & 8:
+                if ptr8(x)[0]:
+                    a[0] = (p[0] - 128) * ptr8(x)[0] + a[0]
+                if ptr8(x)[1]:
+                    a[1] = (p[1] - 128) * ptr8(x)[1] + a[1]
+                if ptr8(x)[2]:
+                    a[2] = (p[2] - 128) * ptr8(x)[2] + a[2]
+                if ptr8(x)[3]:
+                    a[3] = (p[3] - 128) * ptr8(x)[3] + a[3]
+                if ptr8(x)[4]:
+                    a[4] = (p[4] - 128) * ptr8(x)[4] + a[4]
+                if ptr8(x)[5]:
+                    a[5] = (p[5] - 128) * ptr8(x)[5] + a[5]
+                if ptr8(x)[6]:
+                    a[6] = (p[6] - 128) * ptr8(x)[6] + a[6]
+                if ptr8(x)[7]:
+                    a[7] = (p[7] - 128) * ptr8(x)[7] + a[7]
+                a = ptr32(uint(a) + 32)
+                p = ptr8(uint(p) + 8)
+                x += 8
+            if cout & 4:
+                if ptr8(x)[0]:
+                    a[0] = (p[0] - 128) * ptr8(x)[0] + a[0]
+                if ptr8(x)[1]:
+                    a[1] = (p[1] - 128) * ptr8(x)[1] + a[1]
+                if ptr8(x)[2]:
+                    a[2] = (p[2] - 128) * ptr8(x)[2] + a[2]
+                if ptr8(x)[3]:
+                    a[3] = (p[3] - 128) * ptr8(x)[3] + a[3]
+            w += cout
+            slot += 1
+            if slot == frames:
+                slot = 0
+            k -= 1
+    elif kind == _COLUMN:
+        # for each input byte of the window (one or two runs: the ring wraps) that is not
+        # the zero point z: accumulator[o] += weight[byte][o] (u - z); 128 x their sum -> corr
+        z = r[_O_C0]
+        src = base + slot * stride
+        stop = src + k * stride
+        n2 = 0
+        if slot + k > frames:
+            stop = base + frames * stride
+            n2 = k * stride - (stop - src)
+        s = 0
+        while True:
+            while src < stop:
+                x = ptr8(src)[0] - z
+                if x:
+                    s += x
+                    p = ptr8(w)
+                    a = ptr32(scr)
+                    while uint(a) < end16:
+                        a[0] = p[0] * x + a[0]
+                        a[1] = p[1] * x + a[1]
+                        a[2] = p[2] * x + a[2]
+                        a[3] = p[3] * x + a[3]
+                        a[4] = p[4] * x + a[4]
+                        a[5] = p[5] * x + a[5]
+                        a[6] = p[6] * x + a[6]
+                        a[7] = p[7] * x + a[7]
+                        a[8] = p[8] * x + a[8]
+                        a[9] = p[9] * x + a[9]
+                        a[10] = p[10] * x + a[10]
+                        a[11] = p[11] * x + a[11]
+                        a[12] = p[12] * x + a[12]
+                        a[13] = p[13] * x + a[13]
+                        a[14] = p[14] * x + a[14]
+                        a[15] = p[15] * x + a[15]
+                        a = ptr32(uint(a) + 64)
+                        p = ptr8(uint(p) + 16)
+                    if cout & 8:
+                        a[0] = p[0] * x + a[0]
+                        a[1] = p[1] * x + a[1]
+                        a[2] = p[2] * x + a[2]
+                        a[3] = p[3] * x + a[3]
+                        a[4] = p[4] * x + a[4]
+                        a[5] = p[5] * x + a[5]
+                        a[6] = p[6] * x + a[6]
+                        a[7] = p[7] * x + a[7]
+                        a = ptr32(uint(a) + 32)
+                        p = ptr8(uint(p) + 8)
+                    if cout & 4:
+                        a[0] = p[0] * x + a[0]
+                        a[1] = p[1] * x + a[1]
+                        a[2] = p[2] * x + a[2]
+                        a[3] = p[3] * x + a[3]
+                w += cout
+                src += 1
+            if not n2:
+                break
+            src = base
+            stop = base + n2
+            n2 = 0
+        corr += 128 * s
+    # (_GIVEN: the accumulators are already there; tests requantise any value this way)
+    # requantise: a walks the accumulators, p the parameters (8 bytes per channel: u16
+    # M >> 15, u16 M & 0x7FFF, u32 ((bias + _BIAS_OFFSET) << 8) | the shift byte)
     d = ptr32(ws + 4 * r[_O_DST])
     out = uint(q) + d[_B_BASE] + d[_B_LAST] * d[_B_STRIDE] + r[_O_DOFF]
-    a = ptr32(ws + 4 * ptr32(ws)[_H_WORDS])
-    corr = a[0] + _BIAS_OFFSET
-    a = ptr32(uint(a) + 4)
-    par = ptr32(uint(par) + r[_O_PAR])
     zp = r[_O_ZP]
     lo = r[_O_LO]
     hi = r[_O_HI]
     relu = -_ACC0  # with a ReLU (lo = zp), any acc <= 0 gives lo
     if lo == zp:
         relu = 0
-    twice = 1  # 0: one rounding (_ROUND_ONCE)
+    twice = 1  # sigma's size: 0 with _ROUND_ONCE
     if r[_O_KIND] & _ROUND_ONCE:
         twice = 0
-    end = uint(a) + 4 * r[_O_COUT]
+    lim = -0x3FFFFFFF  # no fast path: |t| < 2**30 - 1, so (t + lim) >> 16 is never 0
+    s0 = 0  # the shift byte + s0 = s
+    if r[_O_KIND] & _FAST:
+        lim = 0x8000
+        s0 = 5
+    p = ptr8(blob + r[_O_PAR])
+    a = ptr32(scr)
     while uint(a) < end:
-        x = a[0] + (par[1] >> 5) - corr
+        x = a[0] + (ptr32(p)[1] >> 8) - corr
         if x > relu:
-            al = x & 0x7FFF
-            x += (x >> 15) * ptr16(par)[1] + (((x >> 15) * ptr16(par)[0] + al * ptr16(par)[1]
-                                               + ((al * ptr16(par)[0]) >> 15)) >> 15)
-            if x < -1:
-                x -= twice << 1
-            w = par[1] & 31
-            x = ((x + (1 << w) + twice) >> (w + 1)) + zp
+            t = (x << 2) >> ptr8(p)[4]
+            if (t + lim) >> 16:
+                t = 0  # |y| may reach 128: the exact path (0 is in the window)
+            else:
+                t = t * ptr16(p)[0] + ((t * ptr16(p)[1]) >> 15) + _HALF
+            if ((t + _NEAR) & 0x7FFFFF) >= _WIN:
+                x = (t >> 23) + zp
+            else:
+                t = x >> 15
+                s = x & 0x7FFF
+                t = x + t * (ptr16(p)[0] - 0x8000) + ((t * ptr16(p)[1] + s * (ptr16(p)[0] - 0x8000)
+                                                        + ((s * ptr16(p)[1]) >> 15)) >> 15)
+                if x < 0:
+                    t -= twice << 1
+                s = ptr8(p)[4] + s0
+                x = ((t + (1 << s) + twice) >> (s + 1)) + zp
             if x < lo:
                 x = lo
             elif x > hi:
@@ -495,7 +382,158 @@ def _requantise(a: ptr32, x: int, par: ptr32, q: ptr8):
         ptr8(out)[0] = x
         out += 1
         a = ptr32(uint(a) + 4)
-        par = ptr32(uint(par) + 8)
+        p = ptr8(uint(p) + 8)
+
+
+@micropython.viper
+def _dense(p: ptr8, acc: int, q: ptr32, ws: ptr32):
+    # p: the blob, acc: the op's word index, q: the program words, ws: the rings (q and ws
+    # swap roles so that the inputs' pointer is a register). FULLY_CONNECTED in row order:
+    # per output channel the sum of uint8 weight x uint8 input over the last K frames, all
+    # channels, - 128 x the inputs' sum + bias, requantised (the exact path of _conv) into
+    # the op's output frame. The window is one or two runs of whole frames (ring wrap),
+    # each a multiple of 4 bytes: 16 at a time, then 8 and 4.
+    rings = uint(ws)
+    ws = ptr32(q)
+    r = ptr32(uint(ws) + 4 * acc)
+    b = ptr32(uint(ws) + 4 * r[_O_SRC])
+    stride = b[_B_STRIDE]
+    k = r[_O_FRAMES]
+    first = b[_B_LAST] - k + 1
+    if first < 0:
+        first += b[_B_FRAMES]
+    d = ptr32(uint(ws) + 4 * r[_O_DST])
+    out = rings + d[_B_BASE] + d[_B_LAST] * d[_B_STRIDE] + r[_O_DOFF]
+    base = rings + b[_B_BASE]
+    x1 = base + first * stride
+    row = k * stride
+    n1 = row
+    if first + k > b[_B_FRAMES]:
+        n1 = (b[_B_FRAMES] - first) * stride
+    n2 = row - n1
+    e1 = x1 + n1
+    e2 = base + n2
+    s = 0
+    q = ptr32(x1)
+    while uint(q) < e1:
+        s += ptr8(q)[0] + ptr8(q)[1] + ptr8(q)[2] + ptr8(q)[3]
+        q = ptr32(uint(q) + 4)
+    q = ptr32(base)
+    while uint(q) < e2:
+        s += ptr8(q)[0] + ptr8(q)[1] + ptr8(q)[2] + ptr8(q)[3]
+        q = ptr32(uint(q) + 4)
+    corr = 128 * s + _BIAS_OFFSET
+    par = uint(p) + r[_O_PAR]
+    zp = r[_O_ZP]
+    lo = r[_O_LO]
+    hi = r[_O_HI]
+    twice = 1
+    if r[_O_KIND] & _ROUND_ONCE:
+        twice = 0
+    s0 = 0
+    if r[_O_KIND] & _FAST:
+        s0 = 5
+    w = uint(p) + r[_O_W]
+    end = out + r[_O_COUT]
+    f1 = x1 + (n1 & -16)
+    t1 = n1 & 12
+    f2 = base + (n2 & -16)
+    t2 = n2 & 12
+    while out < end:
+        p = ptr8(w)
+        q = ptr32(x1)
+        acc = 0
+        while uint(q) < f1:
+            acc = p[0] * ptr8(q)[0] + acc
+            acc = p[1] * ptr8(q)[1] + acc
+            acc = p[2] * ptr8(q)[2] + acc
+            acc = p[3] * ptr8(q)[3] + acc
+            acc = p[4] * ptr8(q)[4] + acc
+            acc = p[5] * ptr8(q)[5] + acc
+            acc = p[6] * ptr8(q)[6] + acc
+            acc = p[7] * ptr8(q)[7] + acc
+            acc = p[8] * ptr8(q)[8] + acc
+            acc = p[9] * ptr8(q)[9] + acc
+            acc = p[10] * ptr8(q)[10] + acc
+            acc = p[11] * ptr8(q)[11] + acc
+            acc = p[12] * ptr8(q)[12] + acc
+            acc = p[13] * ptr8(q)[13] + acc
+            acc = p[14] * ptr8(q)[14] + acc
+            acc = p[15] * ptr8(q)[15] + acc
+            p = ptr8(uint(p) + 16)
+            q = ptr32(uint(q) + 16)
+        if t1 & 8:
+            acc = p[0] * ptr8(q)[0] + acc
+            acc = p[1] * ptr8(q)[1] + acc
+            acc = p[2] * ptr8(q)[2] + acc
+            acc = p[3] * ptr8(q)[3] + acc
+            acc = p[4] * ptr8(q)[4] + acc
+            acc = p[5] * ptr8(q)[5] + acc
+            acc = p[6] * ptr8(q)[6] + acc
+            acc = p[7] * ptr8(q)[7] + acc
+            p = ptr8(uint(p) + 8)
+            q = ptr32(uint(q) + 8)
+        if t1 & 4:
+            acc = p[0] * ptr8(q)[0] + acc
+            acc = p[1] * ptr8(q)[1] + acc
+            acc = p[2] * ptr8(q)[2] + acc
+            acc = p[3] * ptr8(q)[3] + acc
+            p = ptr8(uint(p) + 4)
+        if n2:
+            q = ptr32(base)
+            while uint(q) < f2:
+                acc = p[0] * ptr8(q)[0] + acc
+                acc = p[1] * ptr8(q)[1] + acc
+                acc = p[2] * ptr8(q)[2] + acc
+                acc = p[3] * ptr8(q)[3] + acc
+                acc = p[4] * ptr8(q)[4] + acc
+                acc = p[5] * ptr8(q)[5] + acc
+                acc = p[6] * ptr8(q)[6] + acc
+                acc = p[7] * ptr8(q)[7] + acc
+                acc = p[8] * ptr8(q)[8] + acc
+                acc = p[9] * ptr8(q)[9] + acc
+                acc = p[10] * ptr8(q)[10] + acc
+                acc = p[11] * ptr8(q)[11] + acc
+                acc = p[12] * ptr8(q)[12] + acc
+                acc = p[13] * ptr8(q)[13] + acc
+                acc = p[14] * ptr8(q)[14] + acc
+                acc = p[15] * ptr8(q)[15] + acc
+                p = ptr8(uint(p) + 16)
+                q = ptr32(uint(q) + 16)
+            if t2 & 8:
+                acc = p[0] * ptr8(q)[0] + acc
+                acc = p[1] * ptr8(q)[1] + acc
+                acc = p[2] * ptr8(q)[2] + acc
+                acc = p[3] * ptr8(q)[3] + acc
+                acc = p[4] * ptr8(q)[4] + acc
+                acc = p[5] * ptr8(q)[5] + acc
+                acc = p[6] * ptr8(q)[6] + acc
+                acc = p[7] * ptr8(q)[7] + acc
+                p = ptr8(uint(p) + 8)
+                q = ptr32(uint(q) + 8)
+            if t2 & 4:
+                acc = p[0] * ptr8(q)[0] + acc
+                acc = p[1] * ptr8(q)[1] + acc
+                acc = p[2] * ptr8(q)[2] + acc
+                acc = p[3] * ptr8(q)[3] + acc
+        p = ptr8(par)
+        acc = acc + (ptr32(p)[1] >> 8) - corr
+        s = acc >> 15
+        t = acc & 0x7FFF
+        s = acc + s * (ptr16(p)[0] - 0x8000) + ((s * ptr16(p)[1] + t * (ptr16(p)[0] - 0x8000)
+                                                  + ((t * ptr16(p)[1]) >> 15)) >> 15)
+        if acc < 0:
+            s -= twice << 1
+        t = ptr8(p)[4] + s0
+        acc = ((s + (1 << t) + twice) >> (t + 1)) + zp
+        if acc < lo:
+            acc = lo
+        elif acc > hi:
+            acc = hi
+        ptr8(out)[0] = acc
+        out += 1
+        par += 8
+        w += row
 
 
 @micropython.viper

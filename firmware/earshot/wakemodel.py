@@ -33,8 +33,8 @@ import json
 import micropython
 from micropython import const
 
-MAGIC = b"EWN1"
-VERSION = 1
+MAGIC = b"EWN2"
+VERSION = 2
 EXT = ".eww"  # a model named in settings without an extension is NAME.eww
 SENSITIVITIES = ("low", "default", "high")
 
@@ -75,8 +75,8 @@ O_LO = const(10)
 O_HI = const(11)
 OP_WORDS = const(12)
 FEATURES = const(40)
-EXTRA = const(1)  # CORR
 ROUND_ONCE = const(16)  # kind flag: one rounding in the requantisation (FULLY_CONNECTED), not two
+FAST = const(32)  # kind flag: every channel's shift is >= 5 and stored - 5 (the fast requantiser)
 
 
 class ModelError(Exception):
@@ -151,7 +151,7 @@ def _parse(f, path):
     if _adler(words, 4 * nw, blob, nb) != meta["adler32"]:
         raise ModelError("%s is corrupted: checksum mismatch" % path)
     _check_program(words, nw, nb, path)
-    words.extend(array.array("i", bytes(4 * (EXTRA + words[H_MAXC]))))
+    words.extend(array.array("i", bytes(4 * words[H_MAXC])))
     return Model(meta, words, blob)
 
 
@@ -225,7 +225,7 @@ def _ring_word(w, at, nbuf, path):
 
 def _check_op(w, o, nbuf, maxc, nb, path):
     kind, src, frames, c0, wt, cout, par, dst, doff, zp, lo, hi = w[o:o + OP_WORDS]
-    kind &= ~ROUND_ONCE
+    kind &= ~(ROUND_ONCE | FAST)
     s = _ring_word(w, src, nbuf, path)
     d = _ring_word(w, dst, nbuf, path)
     ok = 1 <= frames <= s[B_FRAMES] and 1 <= cout <= maxc and par % 4 == 0 and par + 8 * cout <= nb \
@@ -233,7 +233,7 @@ def _check_op(w, o, nbuf, maxc, nb, path):
     if kind == 0:
         ok = ok and c0 == 0 and wt + cout * frames * s[B_STRIDE] <= nb
     elif kind == 2:
-        ok = ok and c0 == 0 and wt + cout * frames * s[B_STRIDE] <= nb
+        ok = ok and cout % 4 == 0 and c0 <= 255 and wt + cout * frames * s[B_STRIDE] <= nb
     elif kind == 1:
         ok = ok and cout % 4 == 0 and c0 % 4 == 0 and c0 + cout <= s[B_STRIDE] and wt + frames * cout <= nb
     else:

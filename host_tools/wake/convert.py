@@ -39,8 +39,8 @@ import numpy as np
 
 from host_tools.errors import CommandError
 
-MAGIC = b"EWN1"
-VERSION = 1
+MAGIC = b"EWN2"
+VERSION = 2
 BUNDLED = ("hey_jarvis", "okay_nabu", "alexa", "hey_mycroft")
 LICENCE_BUNDLED = "Apache-2.0; microWakeWord model by Kevin Ahrendt, shipped in pymicro-wakeword 2.5.0"
 SENSITIVITIES = ("low", "default", "high")
@@ -52,9 +52,12 @@ HEADER = 16
 H_NOPS, H_NBUF, H_STRIDE, H_QMUL, H_QADD, H_QSHIFT, H_QCAP, H_TABLE, H_OUTBUF, H_MAXC, H_WORDS = range(11)
 BUF_WORDS = 6  # base (byte offset in the rings), stride (bytes per frame), frames, last, last0, init
 OP_WORDS = 12  # kind, src, frames, c0, weights, cout, params, dst, doff, zp, lo, hi
-KIND_DENSE, KIND_DW, KIND_SPARSE = 0, 1, 2  # sparse: dense over the features, in column order
+KIND_DENSE, KIND_DW, KIND_COLUMN = 0, 1, 2  # column: dense in column order, skipping zero-point inputs
 ROUND_ONCE = 16  # kind flag: requantise with one rounding (FULLY_CONNECTED in BUILTIN_REF), not two
-BIAS_OFFSET = 1 << 24  # params: M - 2**30 as two 15-bit limbs, ((bias + BIAS_OFFSET) << 5) | right shift
+FAST = 32  # kind flag: every channel's right shift is >= FAST_MIN_SHIFT (the board's fast requantiser)
+FAST_MIN_SHIFT = 5
+BIAS_OFFSET = 1 << 22  # params: u16 M >> 15, u16 M & 0x7FFF, ((bias + BIAS_OFFSET) << 8) | right shift
+#                        (below 2**31: a ptr32 load reads it the same on every port)
 ACC_LIMIT = 1 << 29  # |accumulator| below this: the board's 15-bit limbs stay in 32 bits
 MAX_FRAMES_X_CHANNELS = 4096  # per op window: keeps every board sum below 2**28
 
@@ -706,14 +709,15 @@ def _pack(low):
     op_words = []
     max_c = 4
     for op in low.ops:
-        kind = KIND_SPARSE if op.kind == KIND_DENSE and op.src.index == 0 else op.kind
-        pad_out = (op.cout + 3) // 4 * 4 if kind == KIND_DW else op.cout
+        # every op but FULLY_CONNECTED's runs in column order or depthwise: outputs padded to 4
+        kind = KIND_COLUMN if op.kind == KIND_DENSE and not op.round_once else op.kind
+        pad_out = op.cout if kind == KIND_DENSE else (op.cout + 3) // 4 * 4
         if op.kind == KIND_DENSE:
             w = np.zeros((op.cout, op.frames, op.src.stride), dtype=np.int64)
             w[:, :, :op.n] = op.weights
             wsum = op.weights.reshape(op.cout, -1).sum(axis=1)
             wabs = np.abs(op.weights).reshape(op.cout, -1).sum(axis=1)
-            if kind == KIND_SPARSE:  # [window byte][output]
+            if kind == KIND_COLUMN:  # [window byte][output]
                 wt = np.zeros((op.frames * op.src.stride, pad_out), dtype=np.int64)
                 wt[:, :op.cout] = w.reshape(op.cout, -1).T
                 w = wt
@@ -722,18 +726,22 @@ def _pack(low):
             w[:, :op.n] = op.weights
             wsum = op.weights.sum(axis=0)
             wabs = np.abs(op.weights).sum(axis=0)
-        if op.kind == KIND_DW and op.doff + pad_out > op.dst.stride:
-            raise ConvertError(f"op {op.name}: padded depthwise output does not fit its frame")
+        if op.doff + pad_out > op.dst.stride:
+            raise ConvertError(f"op {op.name}: padded output does not fit its frame")
         w_at = put(((w + 128) & 255).astype(np.uint8).tobytes())
         lo = op.q_out[1] if op.act == 1 else -128
         lo, hi = max(lo, -128), 127
+        # a column op subtracts the input zero point itself (and skips inputs equal to it);
+        # the others fold it into the bias
+        zp_fold = 0 if kind == KIND_COLUMN else 128 + op.q_in[1]
+        fast = all(-shift >= FAST_MIN_SHIFT for _, shift in op.mults)
         params = []
         for c in range(pad_out):
-            if c >= op.cout:  # padding: output = zero point
-                params += [0, (BIAS_OFFSET << 5) | 1]
+            if c >= op.cout:  # padding: M = 2**30, bias 0, the op's smallest shift: output = zero point
+                params += [1 << 15, (BIAS_OFFSET << 8) | (0 if fast else 1)]
                 continue
             m, shift = op.mults[c]
-            b = int(op.bias[c] - (128 + op.q_in[1]) * wsum[c])
+            b = int(op.bias[c] - zp_fold * wsum[c])
             bound = abs(int(op.bias[c])) + 255 * int(wabs[c])
             if not -29 <= shift <= -1 or m < 1 << 30:
                 raise ConvertError(f"op {op.name}: channel {c} has an effective scale of about 2**{shift} "
@@ -741,10 +749,11 @@ def _pack(low):
             if bound >= ACC_LIMIT or not -BIAS_OFFSET <= b < BIAS_OFFSET:
                 raise ConvertError(f"op {op.name}: channel {c} is out of the runtime's integer range "
                                    f"(accumulator bound {bound}, folded bias {b})")
-            mm = m - (1 << 30)
-            params += [(mm & 0x7FFF) | (mm >> 15) << 16, ((b + BIAS_OFFSET) << 5) | -shift]
-        p_at = put(np.array(params, dtype="<i4").tobytes())
-        op_words += [kind | (ROUND_ONCE if op.round_once else 0), HEADER + BUF_WORDS * op.src.index, op.frames, op.c0, w_at, pad_out, p_at,
+            params += [(m >> 15) | (m & 0x7FFF) << 16, ((b + BIAS_OFFSET) << 8) | (-shift - (FAST_MIN_SHIFT if fast else 0))]
+        p_at = put(np.array(params, dtype="<u4").tobytes())
+        flags = (ROUND_ONCE if op.round_once else 0) | (FAST if fast else 0)
+        op_words += [kind | flags, HEADER + BUF_WORDS * op.src.index, op.frames,
+                     op.q_in[1] + 128 if kind == KIND_COLUMN else op.c0, w_at, pad_out, p_at,
                      HEADER + BUF_WORDS * op.dst.index, op.doff, op.q_out[1] + 128, lo + 128, hi + 128]
         max_c = max(max_c, pad_out)
     table_at = put(low.table)
