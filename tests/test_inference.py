@@ -178,7 +178,7 @@ REQUANTISE = """
 import array, sys
 from earshot import inference
 # a line per call: kind flags, zp, lo, hi (+ 128), then 4 channels of acc, M, right shift
-ws = array.array('i', bytes(4 * 38))
+ws = array.array('i', bytes(4 * 42))
 ws[10] = 34  # the program's length: the accumulators follow it
 ws[16:22] = array.array('i', [0, 4, 1, 0, 0, 0])  # a one-frame ring of 4 bytes
 rings = bytearray(4)
@@ -195,6 +195,20 @@ for line in open(sys.argv[-1]):
     inference._conv(par, 22, ws, rings)
     print(*rings)
 """
+
+
+def _at_the_window(edge, m, s, rng):
+    # an accumulator near `edge` for which the fast path (inference.py's header) answers
+    # with the least margin, or just does not: its W mod 2**23 just outside or inside the
+    # uncertain window. W depends on t = floor(acc 2**(7 - s)) only.
+    low, high = 1 << 17, (1 << 23) - (1 << 17) - 1
+    band = [(low, low + 4096), (low - 4096, low), (high - 4096, high), (high, high + 4096)][rng.integers(4)]
+    t0 = int(edge * 2.0 ** (7 - s))
+    for t in sorted(range(t0 - 600, t0 + 600), key=lambda t: abs(t - t0)):
+        w = (t * (m >> 15) + ((t * (m & 0x7FFF)) >> 15) + (1 << 22)) & ((1 << 23) - 1)
+        if band[0] <= w < band[1] and (s >= 7 or t % (1 << (7 - s)) == 0):
+            return t << (s - 7) | int(rng.integers(0, 1 << (s - 7))) if s >= 7 else t >> (7 - s)
+    return int(edge)
 
 
 def _requantise_cases(rng, n):
@@ -215,12 +229,14 @@ def _requantise_cases(rng, n):
                 if -29 <= shift <= (-5 if fast else -1):
                     break
             s = -shift
-            edge = (int(rng.integers(-128, 128)) * 2 + 1) * 2 ** (30 + s) / m
+            y = int(rng.integers(lo - zp, max(lo - zp, 127 - zp) + 1))  # an output inside the clamps
+            edge = (2 * y + 1) * 2 ** (30 + s) / m
             reach = 2 ** (s + 25) / m * rng.uniform(0.5, 1.5)
             acc = [int(rng.integers(-(1 << 28), 1 << 28)) >> int(rng.integers(0, 28)),
                    int(edge + rng.uniform(-4, 4)), int(edge + reach), int(edge - reach),
-                   int(rng.choice([0, 1, -1, -2, 2, (1 << 29) - 1, 1 - (1 << 29), 1 << (s + 8), -(1 << (s + 8))]))
-                   ][int(rng.choice(5, p=[0.3, 0.25, 0.2, 0.2, 0.05]))]
+                   int(rng.choice([0, 1, -1, -2, 2, (1 << 29) - 1, 1 - (1 << 29), 1 << (s + 8), -(1 << (s + 8))])),
+                   _at_the_window(edge, m, s, rng) if fast else int(edge)
+                   ][int(rng.choice(6, p=[0.25, 0.2, 0.15, 0.15, 0.05, 0.2]))]
             acc = max(1 - (1 << 29), min((1 << 29) - 1, acc))
             cases += [acc, m, s]
             if once:

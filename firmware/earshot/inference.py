@@ -274,21 +274,24 @@ def _conv(p: ptr8, x: int, a: ptr32, q: ptr8):
             k -= 1
     elif kind == _COLUMN:
         # for each input byte of the window (one or two runs: the ring wraps) that is not
-        # the zero point z: accumulator[o] += weight[byte][o] (u - z); 128 x their sum -> corr
+        # the zero point z: accumulator[o] += weight[byte][o] (u - z); 128 x their sum -> corr.
+        # p scans the window; at a byte to use, it moves to that byte's weights and back.
         z = r[_O_C0]
-        src = base + slot * stride
-        stop = src + k * stride
+        p = ptr8(base + slot * stride)
+        run = uint(p)  # where this run starts; w: its weights
+        stop = run + k * stride
         n2 = 0
         if slot + k > frames:
             stop = base + frames * stride
-            n2 = k * stride - (stop - src)
+            n2 = k * stride - (stop - run)
         s = 0
         while True:
-            while src < stop:
-                x = ptr8(src)[0] - z
+            while uint(p) < stop:
+                x = p[0] - z
                 if x:
                     s += x
-                    p = ptr8(w)
+                    at = uint(p)
+                    p = ptr8(w + (at - run) * cout)
                     a = ptr32(scr)
                     while uint(a) < end16:
                         a[0] = p[0] * x + a[0]
@@ -325,64 +328,134 @@ def _conv(p: ptr8, x: int, a: ptr32, q: ptr8):
                         a[1] = p[1] * x + a[1]
                         a[2] = p[2] * x + a[2]
                         a[3] = p[3] * x + a[3]
-                w += cout
-                src += 1
+                    p = ptr8(at)
+                p = ptr8(uint(p) + 1)
             if not n2:
                 break
-            src = base
+            w += (stop - run) * cout
+            p = ptr8(base)
+            run = base
             stop = base + n2
             n2 = 0
         corr += 128 * s
     # (_GIVEN: the accumulators are already there; tests requantise any value this way)
-    # requantise: a walks the accumulators, p the parameters (8 bytes per channel: u16
-    # M >> 15, u16 M & 0x7FFF, u32 ((bias + _BIAS_OFFSET) << 8) | the shift byte)
+    # requantise, 4 channels at a time: a walks the accumulators, p the parameters (8 bytes
+    # per channel: u16 M >> 15, u16 M & 0x7FFF, u32 ((bias + _BIAS_OFFSET) << 8) | the shift
+    # byte), out the output frame. Where the fast path cannot answer, the accumulator's
+    # offset is listed (after the accumulators) for the exact path.
     d = ptr32(ws + 4 * r[_O_DST])
     out = uint(q) + d[_B_BASE] + d[_B_LAST] * d[_B_STRIDE] + r[_O_DOFF]
     zp = r[_O_ZP]
     lo = r[_O_LO]
     hi = r[_O_HI]
-    relu = -_ACC0  # with a ReLU (lo = zp), any acc <= 0 gives lo
-    if lo == zp:
-        relu = 0
+    # the fast path's range: t in [tlo, tlo + span) keeps y + zp within lo..hi without a
+    # clamp: for |t| < room << 7, |y| <= room (y < (t + 1) M / 2**38 + 1 <= t / 2**7 + 1)
+    room = hi - zp
+    relu = 0  # with a ReLU (lo = zp), t <= 0 means acc < 2**(s - 7), so y <= 0: lo
+    if lo != zp:
+        relu = -0x3FFFFFFF
+        if zp - lo < room:
+            room = zp - lo
+    k = 128  # (room < 256)
+    while k > room:
+        k >>= 1
+    k <<= 7
+    tlo = 1 - k  # t in (-k, k), or (0, k) with a ReLU
+    if relu == 0:
+        tlo = 1
+    span = uint(k - tlo)
+    if k <= tlo or not r[_O_KIND] & _FAST:  # (room 0: y must be 0)
+        span = uint(0)
     twice = 1  # sigma's size: 0 with _ROUND_ONCE
     if r[_O_KIND] & _ROUND_ONCE:
         twice = 0
-    lim = -0x3FFFFFFF  # no fast path: |t| < 2**30 - 1, so (t + lim) >> 16 is never 0
-    s0 = 0  # the shift byte + s0 = s
-    if r[_O_KIND] & _FAST:
-        lim = 0x8000
-        s0 = 5
-    p = ptr8(blob + r[_O_PAR])
+    n = end  # the list of accumulators for the exact path
+    par = blob + r[_O_PAR]
+    p = ptr8(par)
     a = ptr32(scr)
+    at = out
     while uint(a) < end:
         x = a[0] + (ptr32(p)[1] >> 8) - corr
-        if x > relu:
-            t = (x << 2) >> ptr8(p)[4]
-            if (t + lim) >> 16:
-                t = 0  # |y| may reach 128: the exact path (0 is in the window)
+        x = (x << 2) >> p[4]
+        if uint(x - tlo) < span:
+            x = x * ptr16(p)[0] + ((x * ptr16(p)[1]) >> 15) + _HALF
+            if ((x + _NEAR) & 0x7FFFFF) >= _WIN:
+                ptr8(out)[0] = (x >> 23) + zp
             else:
-                t = t * ptr16(p)[0] + ((t * ptr16(p)[1]) >> 15) + _HALF
-            if ((t + _NEAR) & 0x7FFFFF) >= _WIN:
-                x = (t >> 23) + zp
-            else:
-                t = x >> 15
-                s = x & 0x7FFF
-                t = x + t * (ptr16(p)[0] - 0x8000) + ((t * ptr16(p)[1] + s * (ptr16(p)[0] - 0x8000)
-                                                        + ((s * ptr16(p)[1]) >> 15)) >> 15)
-                if x < 0:
-                    t -= twice << 1
-                s = ptr8(p)[4] + s0
-                x = ((t + (1 << s) + twice) >> (s + 1)) + zp
-            if x < lo:
-                x = lo
-            elif x > hi:
-                x = hi
+                ptr32(n)[0] = uint(a) - scr + 0
+                n += 4
+        elif x <= relu:
+            ptr8(out)[0] = lo
         else:
+            ptr32(n)[0] = uint(a) - scr + 0
+            n += 4
+        x = a[1] + (ptr32(p)[3] >> 8) - corr
+        x = (x << 2) >> p[12]
+        if uint(x - tlo) < span:
+            x = x * ptr16(p)[4] + ((x * ptr16(p)[5]) >> 15) + _HALF
+            if ((x + _NEAR) & 0x7FFFFF) >= _WIN:
+                ptr8(out)[1] = (x >> 23) + zp
+            else:
+                ptr32(n)[0] = uint(a) - scr + 4
+                n += 4
+        elif x <= relu:
+            ptr8(out)[1] = lo
+        else:
+            ptr32(n)[0] = uint(a) - scr + 4
+            n += 4
+        x = a[2] + (ptr32(p)[5] >> 8) - corr
+        x = (x << 2) >> p[20]
+        if uint(x - tlo) < span:
+            x = x * ptr16(p)[8] + ((x * ptr16(p)[9]) >> 15) + _HALF
+            if ((x + _NEAR) & 0x7FFFFF) >= _WIN:
+                ptr8(out)[2] = (x >> 23) + zp
+            else:
+                ptr32(n)[0] = uint(a) - scr + 8
+                n += 4
+        elif x <= relu:
+            ptr8(out)[2] = lo
+        else:
+            ptr32(n)[0] = uint(a) - scr + 8
+            n += 4
+        x = a[3] + (ptr32(p)[7] >> 8) - corr
+        x = (x << 2) >> p[28]
+        if uint(x - tlo) < span:
+            x = x * ptr16(p)[12] + ((x * ptr16(p)[13]) >> 15) + _HALF
+            if ((x + _NEAR) & 0x7FFFFF) >= _WIN:
+                ptr8(out)[3] = (x >> 23) + zp
+            else:
+                ptr32(n)[0] = uint(a) - scr + 12
+                n += 4
+        elif x <= relu:
+            ptr8(out)[3] = lo
+        else:
+            ptr32(n)[0] = uint(a) - scr + 12
+            n += 4
+        a = ptr32(uint(a) + 16)
+        p = ptr8(uint(p) + 32)
+        out += 4
+    # exact: X = floor(acc M / 2**30), y = (X + 2**s + sigma) >> (s + 1), clamped
+    s0 = 0  # the shift byte + s0 = s
+    if r[_O_KIND] & _FAST:
+        s0 = 5
+    while end < n:
+        k = ptr32(end)[0]
+        p = ptr8(par + 2 * k)
+        x = ptr32(scr + k)[0] + (ptr32(p)[1] >> 8) - corr
+        t = x >> 15
+        s = x & 0x7FFF
+        t = x + t * (ptr16(p)[0] - 0x8000) + ((t * ptr16(p)[1] + s * (ptr16(p)[0] - 0x8000)
+                                                + ((s * ptr16(p)[1]) >> 15)) >> 15)
+        if x < 0:
+            t -= twice << 1
+        s = p[4] + s0
+        x = ((t + (1 << s) + twice) >> (s + 1)) + zp
+        if x < lo:
             x = lo
-        ptr8(out)[0] = x
-        out += 1
-        a = ptr32(uint(a) + 4)
-        p = ptr8(uint(p) + 8)
+        elif x > hi:
+            x = hi
+        ptr8(at + (k >> 2))[0] = x
+        end += 4
 
 
 @micropython.viper

@@ -151,7 +151,7 @@ def _parse(f, path):
     if _adler(words, 4 * nw, blob, nb) != meta["adler32"]:
         raise ModelError("%s is corrupted: checksum mismatch" % path)
     _check_program(words, nw, nb, path)
-    words.extend(array.array("i", bytes(4 * words[H_MAXC])))
+    words.extend(array.array("i", bytes(8 * words[H_MAXC])))
     return Model(meta, words, blob)
 
 
