@@ -179,7 +179,7 @@ import array, sys
 from earshot import inference
 # a line per call: kind flags, zp, lo, hi (+ 128), then 4 channels of acc, M, right shift
 ws = array.array('i', bytes(4 * 42))
-ws[10] = 34  # the program's length: the accumulators follow it
+ws[9], ws[10] = 4, 34  # 4 channels at most; the program's length: the accumulators follow it
 ws[16:22] = array.array('i', [0, 4, 1, 0, 0, 0])  # a one-frame ring of 4 bytes
 rings = bytearray(4)
 par = array.array('I', bytes(32))
@@ -190,7 +190,7 @@ for line in open(sys.argv[-1]):
         acc, m, s = case[4 + 3 * c:7 + 3 * c]
         par[2 * c] = (m >> 15) | (m & 0x7FFF) << 16
         par[2 * c + 1] = (0x400000 << 8) | (s - 5 if flags & 32 else s)  # bias 0
-        ws[34 + c] = 0x20000000 + acc
+        ws[34 + c] = 0x20202020 + acc
     ws[22:34] = array.array('i', [3 | flags, 16, 1, 0, 0, 4, 0, 16, 0, zp, lo, hi])
     inference._conv(par, 22, ws, rings)
     print(*rings)

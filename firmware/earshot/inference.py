@@ -47,6 +47,7 @@ _H_QSHIFT = const(5)
 _H_QCAP = const(6)
 _H_TABLE = const(7)
 _H_OUTBUF = const(8)
+_H_MAXC = const(9)
 _H_WORDS = const(10)  # the program's length: the accumulators follow it
 _B_BASE = const(0)
 _B_STRIDE = const(1)
@@ -73,9 +74,10 @@ _COLUMN = const(2)
 _GIVEN = const(3)  # requantise the accumulators as they are (not in model files: for tests)
 _ROUND_ONCE = const(16)  # in an op's kind: one rounding (sigma = 0)
 _FAST = const(32)  # in an op's kind: every shift s >= 5, stored as s - 5
+_DELTA = const(64)  # in an op's kind: column order, keeping its sums in the rings at c0
 _FEATURES = const(40)
 _BIAS_OFFSET = const(0x400000)  # biases are stored + this, << 8, | the shift byte
-_ACC0 = const(0x20000000)  # accumulators start here (kept non-negative)
+_ACC0 = const(0x20202020)  # accumulators start here (kept non-negative; bytes 0x20: a ring's fill)
 _HALF = const(0x400000)  # the fast path's rounding term, 2**22
 _NEAR = const(0x20001)  # ... its largest error above, 2**17 + 1
 _WIN = const(0x40001)  # ... and the width of its uncertain window, _NEAR + 2**17
@@ -88,8 +90,9 @@ class Net:
         self._blob = model.blob
         self._rings = bytearray(model.rings_bytes)
         ws = model.words
-        self._plan = tuple((_dense if ws[rec] & 15 == 0 else _conv, rec)
-                           for rec in range(model.ops_at, model.ops_at + _OP_WORDS * ws[_H_NOPS], _OP_WORDS))
+        fc = model.ops_at + _OP_WORDS * (ws[_H_NOPS] - 1)  # the last op, the only dense one
+        self._convs = tuple(range(model.ops_at, fc, _OP_WORDS))
+        self._fc = fc
         self.stride = model.stride
         self.reset()
 
@@ -116,8 +119,9 @@ class Net:
         self._n = 0
         ws, blob, rings = self._ws, self._blob, self._rings
         _quantise(feats, rings, 1, ws)
-        for fn, rec in self._plan:
-            fn(blob, rec, ws, rings)
+        for rec in self._convs:
+            _conv(blob, rec, ws, rings)
+        _dense(blob, self._fc, ws, rings)
         self.prob = _output(blob, rings, ws)
         return True
 
@@ -159,8 +163,20 @@ def _quantise(f: ptr16, q: ptr8, u: int, ws: ptr32):
         if u > cap:
             u = cap
         q[0] = (u * mul + add) >> sh
-        q = ptr8(uint(q) + 1)
-        f = ptr16(uint(f) + 2)
+        u = f[1]
+        if u > cap:
+            u = cap
+        q[1] = (u * mul + add) >> sh
+        u = f[2]
+        if u > cap:
+            u = cap
+        q[2] = (u * mul + add) >> sh
+        u = f[3]
+        if u > cap:
+            u = cap
+        q[3] = (u * mul + add) >> sh
+        q = ptr8(uint(q) + 4)
+        f = ptr16(uint(f) + 8)
 
 
 @micropython.viper
@@ -180,13 +196,18 @@ def _conv(p: ptr8, x: int, a: ptr32, q: ptr8):
     if slot < 0:
         slot += frames
     base = uint(q) + b[_B_BASE]
-    cout = r[_O_COUT]
+    row = r[_O_COUT]  # output channels: a column op's row of weights per input byte
+    cout = (row + 3) & -4  # padded (a column op reads on past its last row for those)
     scr = ws + 4 * ptr32(ws)[_H_WORDS]
+    lst = scr + 4 * ptr32(ws)[_H_MAXC]  # the exact path's list (uint16 offsets)
+    kind = r[_O_KIND] & 15
+    delta = r[_O_KIND] & _DELTA
+    if delta:
+        scr = uint(q) + r[_O_C0] + 4  # the kept sums (the inputs' sum before them)
     end = scr + 4 * cout
     end16 = scr + 4 * (cout & -16)
-    kind = r[_O_KIND] & 15
     a = ptr32(scr)
-    while kind != _GIVEN and uint(a) < end:
+    while not delta and kind != _GIVEN and uint(a) < end:
         a[0] = _ACC0
         a[1] = _ACC0
         a[2] = _ACC0
@@ -272,6 +293,63 @@ def _conv(p: ptr8, x: int, a: ptr32, q: ptr8):
             if slot == frames:
                 slot = 0
             k -= 1
+    elif delta:
+        # the sums are brought up to date with the inputs that changed since the last
+        # invocation: the ring's other slot holds the previous frame
+        x = slot - 1
+        if x < 0:
+            x += frames
+        off = (x - slot) * stride
+        p = ptr8(base + slot * stride)
+        run = uint(p)
+        stop = run + stride
+        s = ptr32(scr - 4)[0]
+        while uint(p) < stop:
+            x = p[0] - ptr8(uint(p) + off)[0]
+            if x:
+                s += x
+                at = uint(p)
+                p = ptr8(w + (at - run) * row)
+                a = ptr32(scr)
+                while uint(a) < end16:
+                    a[0] = p[0] * x + a[0]
+                    a[1] = p[1] * x + a[1]
+                    a[2] = p[2] * x + a[2]
+                    a[3] = p[3] * x + a[3]
+                    a[4] = p[4] * x + a[4]
+                    a[5] = p[5] * x + a[5]
+                    a[6] = p[6] * x + a[6]
+                    a[7] = p[7] * x + a[7]
+                    a[8] = p[8] * x + a[8]
+                    a[9] = p[9] * x + a[9]
+                    a[10] = p[10] * x + a[10]
+                    a[11] = p[11] * x + a[11]
+                    a[12] = p[12] * x + a[12]
+                    a[13] = p[13] * x + a[13]
+                    a[14] = p[14] * x + a[14]
+                    a[15] = p[15] * x + a[15]
+                    a = ptr32(uint(a) + 64)
+                    p = ptr8(uint(p) + 16)
+                if cout & 8:
+                    a[0] = p[0] * x + a[0]
+                    a[1] = p[1] * x + a[1]
+                    a[2] = p[2] * x + a[2]
+                    a[3] = p[3] * x + a[3]
+                    a[4] = p[4] * x + a[4]
+                    a[5] = p[5] * x + a[5]
+                    a[6] = p[6] * x + a[6]
+                    a[7] = p[7] * x + a[7]
+                    a = ptr32(uint(a) + 32)
+                    p = ptr8(uint(p) + 8)
+                if cout & 4:
+                    a[0] = p[0] * x + a[0]
+                    a[1] = p[1] * x + a[1]
+                    a[2] = p[2] * x + a[2]
+                    a[3] = p[3] * x + a[3]
+                p = ptr8(at)
+            p = ptr8(uint(p) + 1)
+        ptr32(scr - 4)[0] = s
+        corr += 128 * (s - _ACC0)
     elif kind == _COLUMN:
         # for each input byte of the window (one or two runs: the ring wraps) that is not
         # the zero point z: accumulator[o] += weight[byte][o] (u - z); 128 x their sum -> corr.
@@ -291,7 +369,7 @@ def _conv(p: ptr8, x: int, a: ptr32, q: ptr8):
                 if x:
                     s += x
                     at = uint(p)
-                    p = ptr8(w + (at - run) * cout)
+                    p = ptr8(w + (at - run) * row)
                     a = ptr32(scr)
                     while uint(a) < end16:
                         a[0] = p[0] * x + a[0]
@@ -332,7 +410,7 @@ def _conv(p: ptr8, x: int, a: ptr32, q: ptr8):
                 p = ptr8(uint(p) + 1)
             if not n2:
                 break
-            w += (stop - run) * cout
+            w += (stop - run) * row
             p = ptr8(base)
             run = base
             stop = base + n2
@@ -369,7 +447,7 @@ def _conv(p: ptr8, x: int, a: ptr32, q: ptr8):
     twice = 1  # sigma's size: 0 with _ROUND_ONCE
     if r[_O_KIND] & _ROUND_ONCE:
         twice = 0
-    n = end  # the list of accumulators for the exact path
+    n = lst  # the list of accumulators for the exact path
     par = blob + r[_O_PAR]
     p = ptr8(par)
     a = ptr32(scr)
@@ -382,13 +460,13 @@ def _conv(p: ptr8, x: int, a: ptr32, q: ptr8):
             if ((x + _NEAR) & 0x7FFFFF) >= _WIN:
                 ptr8(out)[0] = (x >> 23) + zp
             else:
-                ptr32(n)[0] = uint(a) - scr + 0
-                n += 4
+                ptr16(n)[0] = uint(a) - scr + 0
+                n += 2
         elif x <= relu:
             ptr8(out)[0] = lo
         else:
-            ptr32(n)[0] = uint(a) - scr + 0
-            n += 4
+            ptr16(n)[0] = uint(a) - scr + 0
+            n += 2
         x = a[1] + (ptr32(p)[3] >> 8) - corr
         x = (x << 2) >> p[12]
         if uint(x - tlo) < span:
@@ -396,13 +474,13 @@ def _conv(p: ptr8, x: int, a: ptr32, q: ptr8):
             if ((x + _NEAR) & 0x7FFFFF) >= _WIN:
                 ptr8(out)[1] = (x >> 23) + zp
             else:
-                ptr32(n)[0] = uint(a) - scr + 4
-                n += 4
+                ptr16(n)[0] = uint(a) - scr + 4
+                n += 2
         elif x <= relu:
             ptr8(out)[1] = lo
         else:
-            ptr32(n)[0] = uint(a) - scr + 4
-            n += 4
+            ptr16(n)[0] = uint(a) - scr + 4
+            n += 2
         x = a[2] + (ptr32(p)[5] >> 8) - corr
         x = (x << 2) >> p[20]
         if uint(x - tlo) < span:
@@ -410,13 +488,13 @@ def _conv(p: ptr8, x: int, a: ptr32, q: ptr8):
             if ((x + _NEAR) & 0x7FFFFF) >= _WIN:
                 ptr8(out)[2] = (x >> 23) + zp
             else:
-                ptr32(n)[0] = uint(a) - scr + 8
-                n += 4
+                ptr16(n)[0] = uint(a) - scr + 8
+                n += 2
         elif x <= relu:
             ptr8(out)[2] = lo
         else:
-            ptr32(n)[0] = uint(a) - scr + 8
-            n += 4
+            ptr16(n)[0] = uint(a) - scr + 8
+            n += 2
         x = a[3] + (ptr32(p)[7] >> 8) - corr
         x = (x << 2) >> p[28]
         if uint(x - tlo) < span:
@@ -424,13 +502,13 @@ def _conv(p: ptr8, x: int, a: ptr32, q: ptr8):
             if ((x + _NEAR) & 0x7FFFFF) >= _WIN:
                 ptr8(out)[3] = (x >> 23) + zp
             else:
-                ptr32(n)[0] = uint(a) - scr + 12
-                n += 4
+                ptr16(n)[0] = uint(a) - scr + 12
+                n += 2
         elif x <= relu:
             ptr8(out)[3] = lo
         else:
-            ptr32(n)[0] = uint(a) - scr + 12
-            n += 4
+            ptr16(n)[0] = uint(a) - scr + 12
+            n += 2
         a = ptr32(uint(a) + 16)
         p = ptr8(uint(p) + 32)
         out += 4
@@ -438,8 +516,8 @@ def _conv(p: ptr8, x: int, a: ptr32, q: ptr8):
     s0 = 0  # the shift byte + s0 = s
     if r[_O_KIND] & _FAST:
         s0 = 5
-    while end < n:
-        k = ptr32(end)[0]
+    while lst < n:
+        k = ptr16(lst)[0]
         p = ptr8(par + 2 * k)
         x = ptr32(scr + k)[0] + (ptr32(p)[1] >> 8) - corr
         t = x >> 15
@@ -455,7 +533,7 @@ def _conv(p: ptr8, x: int, a: ptr32, q: ptr8):
         elif x > hi:
             x = hi
         ptr8(at + (k >> 2))[0] = x
-        end += 4
+        lst += 2
 
 
 @micropython.viper
