@@ -179,10 +179,11 @@ import array, sys
 from earshot import inference
 # a line per call: kind flags, zp, lo, hi (+ 128), then 4 channels of acc, M, right shift
 ws = array.array('i', bytes(4 * 42))
+ws[0], ws[8] = 1, 16  # one op; the output ring (the table at 0 of the blob)
 ws[9], ws[10] = 4, 34  # 4 channels at most; the program's length: the accumulators follow it
 ws[16:22] = array.array('i', [0, 4, 1, 0, 0, 0])  # a one-frame ring of 4 bytes
 rings = bytearray(4)
-par = array.array('I', bytes(32))
+par = array.array('I', bytes(256 + 32))
 for line in open(sys.argv[-1]):
     case = [int(v) for v in line.split()]
     flags, zp, lo, hi = case[:4]
@@ -192,7 +193,7 @@ for line in open(sys.argv[-1]):
         par[2 * c + 1] = (0x400000 << 8) | (s - 5 if flags & 32 else s)  # bias 0
         ws[34 + c] = 0x20202020 + acc
     ws[22:34] = array.array('i', [3 | flags, 16, 1, 0, 0, 4, 0, 16, 0, zp, lo, hi])
-    inference._conv(par, 22, ws, rings)
+    inference._run(par, 22, ws, rings)
     print(*rings)
 """
 

@@ -69,6 +69,7 @@ _O_ZP = const(9)
 _O_LO = const(10)
 _O_HI = const(11)
 _OP_WORDS = const(12)
+_DENSE = const(0)
 _DEPTHWISE = const(1)
 _COLUMN = const(2)
 _GIVEN = const(3)  # requantise the accumulators as they are (not in model files: for tests)
@@ -90,9 +91,7 @@ class Net:
         self._blob = model.blob
         self._rings = bytearray(model.rings_bytes)
         ws = model.words
-        fc = model.ops_at + _OP_WORDS * (ws[_H_NOPS] - 1)  # the last op, the only dense one
-        self._convs = tuple(range(model.ops_at, fc, _OP_WORDS))
-        self._fc = fc
+        self._ops = model.ops_at
         self.stride = model.stride
         self.reset()
 
@@ -119,10 +118,7 @@ class Net:
         self._n = 0
         ws, blob, rings = self._ws, self._blob, self._rings
         _quantise(feats, rings, 1, ws)
-        for rec in self._convs:
-            _conv(blob, rec, ws, rings)
-        _dense(blob, self._fc, ws, rings)
-        self.prob = _output(blob, rings, ws)
+        self.prob = _run(blob, self._ops, ws, rings)
         return True
 
 
@@ -180,192 +176,276 @@ def _quantise(f: ptr16, q: ptr8, u: int, ws: ptr32):
 
 
 @micropython.viper
-def _conv(p: ptr8, x: int, a: ptr32, q: ptr8):
-    # p: the blob, x: the op's word index, a: the program words, q: the rings.
-    # A convolution in column order or a depthwise one: accumulators (_ACC0 + ...) after
-    # the program, then requantised into the op's output frame. Output channels are padded
-    # to a multiple of 4: inner loops run 16 at a time, then 8 and 4.
+def _run(p: ptr8, x: int, a: ptr32, q: ptr8) -> int:
+    # p: the blob, x: the first op's word index, a: the program words, q: the rings.
+    # Every op in order, in one call (a viper call costs about a thousand instructions):
+    # accumulate (a dense op: row order; the others: accumulators after the program, or a
+    # DELTA op's kept sums), then requantise into the op's output frame. Returns the
+    # logistic table at the output ring's one value: the probability, uint8.
     ws = uint(a)
     blob = uint(p)
-    r = ptr32(ws + 4 * x)
-    b = ptr32(ws + 4 * r[_O_SRC])
-    stride = b[_B_STRIDE]
-    frames = b[_B_FRAMES]
-    k = r[_O_FRAMES]
-    slot = b[_B_LAST] - k + 1
-    if slot < 0:
-        slot += frames
-    base = uint(q) + b[_B_BASE]
-    row = r[_O_COUT]  # output channels: a column op's row of weights per input byte
-    cout = (row + 3) & -4  # padded (a column op reads on past its last row for those)
-    scr = ws + 4 * ptr32(ws)[_H_WORDS]
-    lst = scr + 4 * ptr32(ws)[_H_MAXC]  # the exact path's list (uint16 offsets)
-    kind = r[_O_KIND] & 15
-    delta = r[_O_KIND] & _DELTA
-    if delta:
-        scr = uint(q) + r[_O_C0] + 4  # the kept sums (the inputs' sum before them)
-    end = scr + 4 * cout
-    end16 = scr + 4 * (cout & -16)
-    a = ptr32(scr)
-    while not delta and kind != _GIVEN and uint(a) < end:
-        a[0] = _ACC0
-        a[1] = _ACC0
-        a[2] = _ACC0
-        a[3] = _ACC0
-        a = ptr32(uint(a) + 16)
-    w = blob + r[_O_W]
-    corr = _ACC0 + _BIAS_OFFSET
-    if kind == _DEPTHWISE:
-        # frame by frame over the window, channel c0 + i of each frame into accumulator i;
-        # inputs are ReLU outputs, often zero (uint8 0): skip those
-        base += r[_O_C0]
-        while k:
-            p = ptr8(w)
-            x = int(base) + slot * stride
-            a = ptr32(scr)
-            while uint(a) < end16:
-                if ptr8(x)[0]:
-                    a[0] = (p[0] - 128) * ptr8(x)[0] + a[0]
-                if ptr8(x)[1]:
-                    a[1] = (p[1] - 128) * ptr8(x)[1] + a[1]
-                if ptr8(x)[2]:
-                    a[2] = (p[2] - 128) * ptr8(x)[2] + a[2]
-                if ptr8(x)[3]:
-                    a[3] = (p[3] - 128) * ptr8(x)[3] + a[3]
-                if ptr8(x)[4]:
-                    a[4] = (p[4] - 128) * ptr8(x)[4] + a[4]
-                if ptr8(x)[5]:
-                    a[5] = (p[5] - 128) * ptr8(x)[5] + a[5]
-                if ptr8(x)[6]:
-                    a[6] = (p[6] - 128) * ptr8(x)[6] + a[6]
-                if ptr8(x)[7]:
-                    a[7] = (p[7] - 128) * ptr8(x)[7] + a[7]
-                if ptr8(x)[8]:
-                    a[8] = (p[8] - 128) * ptr8(x)[8] + a[8]
-                if ptr8(x)[9]:
-                    a[9] = (p[9] - 128) * ptr8(x)[9] + a[9]
-                if ptr8(x)[10]:
-                    a[10] = (p[10] - 128) * ptr8(x)[10] + a[10]
-                if ptr8(x)[11]:
-                    a[11] = (p[11] - 128) * ptr8(x)[11] + a[11]
-                if ptr8(x)[12]:
-                    a[12] = (p[12] - 128) * ptr8(x)[12] + a[12]
-                if ptr8(x)[13]:
-                    a[13] = (p[13] - 128) * ptr8(x)[13] + a[13]
-                if ptr8(x)[14]:
-                    a[14] = (p[14] - 128) * ptr8(x)[14] + a[14]
-                if ptr8(x)[15]:
-                    a[15] = (p[15] - 128) * ptr8(x)[15] + a[15]
-                a = ptr32(uint(a) + 64)
-                p = ptr8(uint(p) + 16)
-                x += 16
-            if cout & 8:
-                if ptr8(x)[0]:
-                    a[0] = (p[0] - 128) * ptr8(x)[0] + a[0]
-                if ptr8(x)[1]:
-                    a[1] = (p[1] - 128) * ptr8(x)[1] + a[1]
-                if ptr8(x)[2]:
-                    a[2] = (p[2] - 128) * ptr8(x)[2] + a[2]
-                if ptr8(x)[3]:
-                    a[3] = (p[3] - 128) * ptr8(x)[3] + a[3]
-                if ptr8(x)[4]:
-                    a[4] = (p[4] - 128) * ptr8(x)[4] + a[4]
-                if ptr8(x)[5]:
-                    a[5] = (p[5] - 128) * ptr8(x)[5] + a[5]
-                if ptr8(x)[6]:
-                    a[6] = (p[6] - 128) * ptr8(x)[6] + a[6]
-                if ptr8(x)[7]:
-                    a[7] = (p[7] - 128) * ptr8(x)[7] + a[7]
-                a = ptr32(uint(a) + 32)
-                p = ptr8(uint(p) + 8)
-                x += 8
-            if cout & 4:
-                if ptr8(x)[0]:
-                    a[0] = (p[0] - 128) * ptr8(x)[0] + a[0]
-                if ptr8(x)[1]:
-                    a[1] = (p[1] - 128) * ptr8(x)[1] + a[1]
-                if ptr8(x)[2]:
-                    a[2] = (p[2] - 128) * ptr8(x)[2] + a[2]
-                if ptr8(x)[3]:
-                    a[3] = (p[3] - 128) * ptr8(x)[3] + a[3]
-            w += cout
-            slot += 1
-            if slot == frames:
-                slot = 0
-            k -= 1
-    elif delta:
-        # the sums are brought up to date with the inputs that changed since the last
-        # invocation: the ring's other slot holds the previous frame
-        x = slot - 1
-        if x < 0:
-            x += frames
-        off = (x - slot) * stride
-        p = ptr8(base + slot * stride)
-        run = uint(p)
-        stop = run + stride
-        s = ptr32(scr - 4)[0]
-        while uint(p) < stop:
-            x = p[0] - ptr8(uint(p) + off)[0]
-            if x:
-                s += x
-                at = uint(p)
-                p = ptr8(w + (at - run) * row)
+    rings = uint(q)
+    rec = x
+    recs = x + _OP_WORDS * ptr32(ws)[_H_NOPS]
+    while rec < recs:
+        r = ptr32(ws + 4 * rec)
+        rec += _OP_WORDS
+        b = ptr32(ws + 4 * r[_O_SRC])
+        stride = b[_B_STRIDE]
+        frames = b[_B_FRAMES]
+        k = r[_O_FRAMES]
+        slot = b[_B_LAST] - k + 1
+        if slot < 0:
+            slot += frames
+        base = rings + b[_B_BASE]
+        d = ptr32(ws + 4 * r[_O_DST])
+        out = rings + d[_B_BASE] + d[_B_LAST] * d[_B_STRIDE] + r[_O_DOFF]
+        w = blob + r[_O_W]
+        par = blob + r[_O_PAR]
+        zp = r[_O_ZP]
+        lo = r[_O_LO]
+        hi = r[_O_HI]
+        twice = 1  # sigma's size: 0 with _ROUND_ONCE
+        if r[_O_KIND] & _ROUND_ONCE:
+            twice = 0
+        s0 = 0  # the shift byte + s0 = s
+        if r[_O_KIND] & _FAST:
+            s0 = 5
+        kind = r[_O_KIND] & 15
+        row = r[_O_COUT]  # output channels: a column op's row of weights per input byte
+        if kind == _DENSE:
+            # FULLY_CONNECTED: per output channel the sum of uint8 weight x uint8 input over
+            # the window (one or two runs of whole frames: the ring wraps; each a multiple
+            # of 4 bytes), - 128 x the inputs' sum + bias, requantised by the exact path
+            x1 = base + slot * stride
+            k *= stride  # bytes in the window
+            n1 = k
+            if slot * stride + k > frames * stride:
+                n1 = (frames - slot) * stride
+            n2 = k - n1
+            s = 0
+            a = ptr32(x1)
+            while uint(a) < x1 + n1:
+                s += ptr8(a)[0] + ptr8(a)[1] + ptr8(a)[2] + ptr8(a)[3]
+                a = ptr32(uint(a) + 4)
+            a = ptr32(base)
+            while uint(a) < base + n2:
+                s += ptr8(a)[0] + ptr8(a)[1] + ptr8(a)[2] + ptr8(a)[3]
+                a = ptr32(uint(a) + 4)
+            corr = 128 * s + _BIAS_OFFSET
+            f1 = x1 + (n1 & -16)
+            f2 = base + (n2 & -16)
+            end = out + row
+            while out < end:
+                p = ptr8(w)
+                a = ptr32(x1)
+                x = 0
+                while uint(a) < f1:
+                    x = p[0] * ptr8(a)[0] + x
+                    x = p[1] * ptr8(a)[1] + x
+                    x = p[2] * ptr8(a)[2] + x
+                    x = p[3] * ptr8(a)[3] + x
+                    x = p[4] * ptr8(a)[4] + x
+                    x = p[5] * ptr8(a)[5] + x
+                    x = p[6] * ptr8(a)[6] + x
+                    x = p[7] * ptr8(a)[7] + x
+                    x = p[8] * ptr8(a)[8] + x
+                    x = p[9] * ptr8(a)[9] + x
+                    x = p[10] * ptr8(a)[10] + x
+                    x = p[11] * ptr8(a)[11] + x
+                    x = p[12] * ptr8(a)[12] + x
+                    x = p[13] * ptr8(a)[13] + x
+                    x = p[14] * ptr8(a)[14] + x
+                    x = p[15] * ptr8(a)[15] + x
+
+                    p = ptr8(uint(p) + 16)
+                    a = ptr32(uint(a) + 16)
+                if n1 & 8:
+                    x = p[0] * ptr8(a)[0] + x
+                    x = p[1] * ptr8(a)[1] + x
+                    x = p[2] * ptr8(a)[2] + x
+                    x = p[3] * ptr8(a)[3] + x
+                    x = p[4] * ptr8(a)[4] + x
+                    x = p[5] * ptr8(a)[5] + x
+                    x = p[6] * ptr8(a)[6] + x
+                    x = p[7] * ptr8(a)[7] + x
+
+                    p = ptr8(uint(p) + 8)
+                    a = ptr32(uint(a) + 8)
+                if n1 & 4:
+                    x = p[0] * ptr8(a)[0] + x
+                    x = p[1] * ptr8(a)[1] + x
+                    x = p[2] * ptr8(a)[2] + x
+                    x = p[3] * ptr8(a)[3] + x
+
+                    p = ptr8(uint(p) + 4)
+                if n2:
+                    a = ptr32(base)
+                    while uint(a) < f2:
+                        x = p[0] * ptr8(a)[0] + x
+                        x = p[1] * ptr8(a)[1] + x
+                        x = p[2] * ptr8(a)[2] + x
+                        x = p[3] * ptr8(a)[3] + x
+                        x = p[4] * ptr8(a)[4] + x
+                        x = p[5] * ptr8(a)[5] + x
+                        x = p[6] * ptr8(a)[6] + x
+                        x = p[7] * ptr8(a)[7] + x
+                        x = p[8] * ptr8(a)[8] + x
+                        x = p[9] * ptr8(a)[9] + x
+                        x = p[10] * ptr8(a)[10] + x
+                        x = p[11] * ptr8(a)[11] + x
+                        x = p[12] * ptr8(a)[12] + x
+                        x = p[13] * ptr8(a)[13] + x
+                        x = p[14] * ptr8(a)[14] + x
+                        x = p[15] * ptr8(a)[15] + x
+
+                        p = ptr8(uint(p) + 16)
+                        a = ptr32(uint(a) + 16)
+                    if n2 & 8:
+                        x = p[0] * ptr8(a)[0] + x
+                        x = p[1] * ptr8(a)[1] + x
+                        x = p[2] * ptr8(a)[2] + x
+                        x = p[3] * ptr8(a)[3] + x
+                        x = p[4] * ptr8(a)[4] + x
+                        x = p[5] * ptr8(a)[5] + x
+                        x = p[6] * ptr8(a)[6] + x
+                        x = p[7] * ptr8(a)[7] + x
+
+                        p = ptr8(uint(p) + 8)
+                        a = ptr32(uint(a) + 8)
+                    if n2 & 4:
+                        x = p[0] * ptr8(a)[0] + x
+                        x = p[1] * ptr8(a)[1] + x
+                        x = p[2] * ptr8(a)[2] + x
+                        x = p[3] * ptr8(a)[3] + x
+
+                        p = ptr8(uint(p) + 4)
+                p = ptr8(par)
+                x = x + (ptr32(p)[1] >> 8) - corr
+                t = x >> 15
+                s = x & 0x7FFF
+                t = x + t * (ptr16(p)[0] - 0x8000) + ((t * ptr16(p)[1] + s * (ptr16(p)[0] - 0x8000)
+                                                        + ((s * ptr16(p)[1]) >> 15)) >> 15)
+                if x < 0:
+                    t -= twice << 1
+                s = p[4] + s0
+                x = ((t + (1 << s) + twice) >> (s + 1)) + zp
+                if x < lo:
+                    x = lo
+                elif x > hi:
+                    x = hi
+                ptr8(out)[0] = x
+                out += 1
+                par += 8
+                w += k
+            continue
+        cout = (row + 3) & -4  # padded (a column op reads on past its last row for those)
+        scr = ws + 4 * ptr32(ws)[_H_WORDS]
+        lst = scr + 4 * ptr32(ws)[_H_MAXC]  # the exact path's list (uint16 offsets)
+        delta = r[_O_KIND] & _DELTA
+        if delta:
+            scr = rings + r[_O_C0] + 4  # the kept sums (the inputs' sum before them)
+        end = scr + 4 * cout
+        end16 = scr + 4 * (cout & -16)
+        a = ptr32(scr)
+        while not delta and kind != _GIVEN and uint(a) < end:
+            a[0] = _ACC0
+            a[1] = _ACC0
+            a[2] = _ACC0
+            a[3] = _ACC0
+            a = ptr32(uint(a) + 16)
+        corr = _ACC0 + _BIAS_OFFSET
+        if kind == _DEPTHWISE:
+            # frame by frame over the window, channel c0 + i of each frame into accumulator
+            # i; inputs are ReLU outputs, often zero (uint8 0): skip those
+            base += r[_O_C0]
+            while k:
+                p = ptr8(w)
+                x = int(base) + slot * stride
                 a = ptr32(scr)
                 while uint(a) < end16:
-                    a[0] = p[0] * x + a[0]
-                    a[1] = p[1] * x + a[1]
-                    a[2] = p[2] * x + a[2]
-                    a[3] = p[3] * x + a[3]
-                    a[4] = p[4] * x + a[4]
-                    a[5] = p[5] * x + a[5]
-                    a[6] = p[6] * x + a[6]
-                    a[7] = p[7] * x + a[7]
-                    a[8] = p[8] * x + a[8]
-                    a[9] = p[9] * x + a[9]
-                    a[10] = p[10] * x + a[10]
-                    a[11] = p[11] * x + a[11]
-                    a[12] = p[12] * x + a[12]
-                    a[13] = p[13] * x + a[13]
-                    a[14] = p[14] * x + a[14]
-                    a[15] = p[15] * x + a[15]
+                    if ptr8(x)[0]:
+                        a[0] = (p[0] - 128) * ptr8(x)[0] + a[0]
+                    if ptr8(x)[1]:
+                        a[1] = (p[1] - 128) * ptr8(x)[1] + a[1]
+                    if ptr8(x)[2]:
+                        a[2] = (p[2] - 128) * ptr8(x)[2] + a[2]
+                    if ptr8(x)[3]:
+                        a[3] = (p[3] - 128) * ptr8(x)[3] + a[3]
+                    if ptr8(x)[4]:
+                        a[4] = (p[4] - 128) * ptr8(x)[4] + a[4]
+                    if ptr8(x)[5]:
+                        a[5] = (p[5] - 128) * ptr8(x)[5] + a[5]
+                    if ptr8(x)[6]:
+                        a[6] = (p[6] - 128) * ptr8(x)[6] + a[6]
+                    if ptr8(x)[7]:
+                        a[7] = (p[7] - 128) * ptr8(x)[7] + a[7]
+                    if ptr8(x)[8]:
+                        a[8] = (p[8] - 128) * ptr8(x)[8] + a[8]
+                    if ptr8(x)[9]:
+                        a[9] = (p[9] - 128) * ptr8(x)[9] + a[9]
+                    if ptr8(x)[10]:
+                        a[10] = (p[10] - 128) * ptr8(x)[10] + a[10]
+                    if ptr8(x)[11]:
+                        a[11] = (p[11] - 128) * ptr8(x)[11] + a[11]
+                    if ptr8(x)[12]:
+                        a[12] = (p[12] - 128) * ptr8(x)[12] + a[12]
+                    if ptr8(x)[13]:
+                        a[13] = (p[13] - 128) * ptr8(x)[13] + a[13]
+                    if ptr8(x)[14]:
+                        a[14] = (p[14] - 128) * ptr8(x)[14] + a[14]
+                    if ptr8(x)[15]:
+                        a[15] = (p[15] - 128) * ptr8(x)[15] + a[15]
                     a = ptr32(uint(a) + 64)
                     p = ptr8(uint(p) + 16)
+                    x += 16
                 if cout & 8:
-                    a[0] = p[0] * x + a[0]
-                    a[1] = p[1] * x + a[1]
-                    a[2] = p[2] * x + a[2]
-                    a[3] = p[3] * x + a[3]
-                    a[4] = p[4] * x + a[4]
-                    a[5] = p[5] * x + a[5]
-                    a[6] = p[6] * x + a[6]
-                    a[7] = p[7] * x + a[7]
+                    if ptr8(x)[0]:
+                        a[0] = (p[0] - 128) * ptr8(x)[0] + a[0]
+                    if ptr8(x)[1]:
+                        a[1] = (p[1] - 128) * ptr8(x)[1] + a[1]
+                    if ptr8(x)[2]:
+                        a[2] = (p[2] - 128) * ptr8(x)[2] + a[2]
+                    if ptr8(x)[3]:
+                        a[3] = (p[3] - 128) * ptr8(x)[3] + a[3]
+                    if ptr8(x)[4]:
+                        a[4] = (p[4] - 128) * ptr8(x)[4] + a[4]
+                    if ptr8(x)[5]:
+                        a[5] = (p[5] - 128) * ptr8(x)[5] + a[5]
+                    if ptr8(x)[6]:
+                        a[6] = (p[6] - 128) * ptr8(x)[6] + a[6]
+                    if ptr8(x)[7]:
+                        a[7] = (p[7] - 128) * ptr8(x)[7] + a[7]
                     a = ptr32(uint(a) + 32)
                     p = ptr8(uint(p) + 8)
+                    x += 8
                 if cout & 4:
-                    a[0] = p[0] * x + a[0]
-                    a[1] = p[1] * x + a[1]
-                    a[2] = p[2] * x + a[2]
-                    a[3] = p[3] * x + a[3]
-                p = ptr8(at)
-            p = ptr8(uint(p) + 1)
-        ptr32(scr - 4)[0] = s
-        corr += 128 * (s - _ACC0)
-    elif kind == _COLUMN:
-        # for each input byte of the window (one or two runs: the ring wraps) that is not
-        # the zero point z: accumulator[o] += weight[byte][o] (u - z); 128 x their sum -> corr.
-        # p scans the window; at a byte to use, it moves to that byte's weights and back.
-        z = r[_O_C0]
-        p = ptr8(base + slot * stride)
-        run = uint(p)  # where this run starts; w: its weights
-        stop = run + k * stride
-        n2 = 0
-        if slot + k > frames:
-            stop = base + frames * stride
-            n2 = k * stride - (stop - run)
-        s = 0
-        while True:
+                    if ptr8(x)[0]:
+                        a[0] = (p[0] - 128) * ptr8(x)[0] + a[0]
+                    if ptr8(x)[1]:
+                        a[1] = (p[1] - 128) * ptr8(x)[1] + a[1]
+                    if ptr8(x)[2]:
+                        a[2] = (p[2] - 128) * ptr8(x)[2] + a[2]
+                    if ptr8(x)[3]:
+                        a[3] = (p[3] - 128) * ptr8(x)[3] + a[3]
+                w += cout
+                slot += 1
+                if slot == frames:
+                    slot = 0
+                k -= 1
+        elif delta:
+            # the sums are brought up to date with the inputs that changed since the last
+            # invocation: the ring's other slot holds the previous frame
+            x = slot - 1
+            if x < 0:
+                x += frames
+            off = (x - slot) * stride
+            p = ptr8(base + slot * stride)
+            run = uint(p)
+            stop = run + stride
+            s = ptr32(scr - 4)[0]
             while uint(p) < stop:
-                x = p[0] - z
+                x = p[0] - ptr8(uint(p) + off)[0]
                 if x:
                     s += x
                     at = uint(p)
@@ -388,6 +468,7 @@ def _conv(p: ptr8, x: int, a: ptr32, q: ptr8):
                         a[13] = p[13] * x + a[13]
                         a[14] = p[14] * x + a[14]
                         a[15] = p[15] * x + a[15]
+
                         a = ptr32(uint(a) + 64)
                         p = ptr8(uint(p) + 16)
                     if cout & 8:
@@ -399,6 +480,7 @@ def _conv(p: ptr8, x: int, a: ptr32, q: ptr8):
                         a[5] = p[5] * x + a[5]
                         a[6] = p[6] * x + a[6]
                         a[7] = p[7] * x + a[7]
+
                         a = ptr32(uint(a) + 32)
                         p = ptr8(uint(p) + 8)
                     if cout & 4:
@@ -408,287 +490,182 @@ def _conv(p: ptr8, x: int, a: ptr32, q: ptr8):
                         a[3] = p[3] * x + a[3]
                     p = ptr8(at)
                 p = ptr8(uint(p) + 1)
-            if not n2:
-                break
-            w += (stop - run) * row
-            p = ptr8(base)
-            run = base
-            stop = base + n2
+            ptr32(scr - 4)[0] = s
+            corr += 128 * (s - _ACC0)
+        elif kind == _COLUMN:
+            # for each input byte of the window (one or two runs: the ring wraps) that is not
+            # the zero point z: accumulator[o] += weight[byte][o] (u - z); 128 x their sum ->
+            # corr. p scans the window; at a byte to use, it moves to that byte's weights and
+            # back.
+            z = r[_O_C0]
+            p = ptr8(base + slot * stride)
+            run = uint(p)  # where this run starts; w: its weights
+            stop = run + k * stride
             n2 = 0
-        corr += 128 * s
-    # (_GIVEN: the accumulators are already there; tests requantise any value this way)
-    # requantise, 4 channels at a time: a walks the accumulators, p the parameters (8 bytes
-    # per channel: u16 M >> 15, u16 M & 0x7FFF, u32 ((bias + _BIAS_OFFSET) << 8) | the shift
-    # byte), out the output frame. Where the fast path cannot answer, the accumulator's
-    # offset is listed (after the accumulators) for the exact path.
-    d = ptr32(ws + 4 * r[_O_DST])
-    out = uint(q) + d[_B_BASE] + d[_B_LAST] * d[_B_STRIDE] + r[_O_DOFF]
-    zp = r[_O_ZP]
-    lo = r[_O_LO]
-    hi = r[_O_HI]
-    # the fast path's range: t in [tlo, tlo + span) keeps y + zp within lo..hi without a
-    # clamp: for |t| < room << 7, |y| <= room (y < (t + 1) M / 2**38 + 1 <= t / 2**7 + 1)
-    room = hi - zp
-    relu = 0  # with a ReLU (lo = zp), t <= 0 means acc < 2**(s - 7), so y <= 0: lo
-    if lo != zp:
-        relu = -0x3FFFFFFF
-        if zp - lo < room:
-            room = zp - lo
-    k = 128  # (room < 256)
-    while k > room:
-        k >>= 1
-    k <<= 7
-    tlo = 1 - k  # t in (-k, k), or (0, k) with a ReLU
-    if relu == 0:
-        tlo = 1
-    span = uint(k - tlo)
-    if k <= tlo or not r[_O_KIND] & _FAST:  # (room 0: y must be 0)
-        span = uint(0)
-    twice = 1  # sigma's size: 0 with _ROUND_ONCE
-    if r[_O_KIND] & _ROUND_ONCE:
-        twice = 0
-    n = lst  # the list of accumulators for the exact path
-    par = blob + r[_O_PAR]
-    p = ptr8(par)
-    a = ptr32(scr)
-    at = out
-    while uint(a) < end:
-        x = a[0] + (ptr32(p)[1] >> 8) - corr
-        x = (x << 2) >> p[4]
-        if uint(x - tlo) < span:
-            x = x * ptr16(p)[0] + ((x * ptr16(p)[1]) >> 15) + _HALF
-            if ((x + _NEAR) & 0x7FFFFF) >= _WIN:
-                ptr8(out)[0] = (x >> 23) + zp
+            if slot + k > frames:
+                stop = base + frames * stride
+                n2 = k * stride - (stop - run)
+            s = 0
+            while True:
+                while uint(p) < stop:
+                    x = p[0] - z
+                    if x:
+                        s += x
+                        at = uint(p)
+                        p = ptr8(w + (at - run) * row)
+                        a = ptr32(scr)
+                        while uint(a) < end16:
+                            a[0] = p[0] * x + a[0]
+                            a[1] = p[1] * x + a[1]
+                            a[2] = p[2] * x + a[2]
+                            a[3] = p[3] * x + a[3]
+                            a[4] = p[4] * x + a[4]
+                            a[5] = p[5] * x + a[5]
+                            a[6] = p[6] * x + a[6]
+                            a[7] = p[7] * x + a[7]
+                            a[8] = p[8] * x + a[8]
+                            a[9] = p[9] * x + a[9]
+                            a[10] = p[10] * x + a[10]
+                            a[11] = p[11] * x + a[11]
+                            a[12] = p[12] * x + a[12]
+                            a[13] = p[13] * x + a[13]
+                            a[14] = p[14] * x + a[14]
+                            a[15] = p[15] * x + a[15]
+
+                            a = ptr32(uint(a) + 64)
+                            p = ptr8(uint(p) + 16)
+                        if cout & 8:
+                            a[0] = p[0] * x + a[0]
+                            a[1] = p[1] * x + a[1]
+                            a[2] = p[2] * x + a[2]
+                            a[3] = p[3] * x + a[3]
+                            a[4] = p[4] * x + a[4]
+                            a[5] = p[5] * x + a[5]
+                            a[6] = p[6] * x + a[6]
+                            a[7] = p[7] * x + a[7]
+
+                            a = ptr32(uint(a) + 32)
+                            p = ptr8(uint(p) + 8)
+                        if cout & 4:
+                            a[0] = p[0] * x + a[0]
+                            a[1] = p[1] * x + a[1]
+                            a[2] = p[2] * x + a[2]
+                            a[3] = p[3] * x + a[3]
+                        p = ptr8(at)
+                    p = ptr8(uint(p) + 1)
+                if not n2:
+                    break
+                w += (stop - run) * row
+                p = ptr8(base)
+                run = base
+                stop = base + n2
+                n2 = 0
+            corr += 128 * s
+        # (_GIVEN: the accumulators are already there; tests requantise any value this way)
+        # Requantise, 4 channels at a time: a walks the accumulators, p the parameters (8
+        # bytes per channel: u16 M >> 15, u16 M & 0x7FFF, u32 ((bias + _BIAS_OFFSET) << 8) |
+        # the shift byte), out the output frame. Where the fast path cannot answer, the
+        # accumulator's offset goes on a list for the exact path.
+        # The fast path's range: t in [tlo, tlo + span) keeps y + zp within lo..hi without
+        # a clamp: for |t| < room << 7, |y| <= room (y < (t + 1) M / 2**38 + 1 <= t / 2**7 + 1)
+        room = hi - zp
+        relu = 0  # with a ReLU (lo = zp), t <= 0 means acc < 2**(s - 7), so y <= 0: lo
+        if lo != zp:
+            relu = -0x3FFFFFFF
+            if zp - lo < room:
+                room = zp - lo
+        k = 128  # (room < 256)
+        while k > room:
+            k >>= 1
+        k <<= 7
+        tlo = 1 - k  # t in (-k, k), or (0, k) with a ReLU
+        if relu == 0:
+            tlo = 1
+        span = uint(k - tlo)
+        if k <= tlo or not s0:  # (room 0: y must be 0; no _FAST: the exact path only)
+            span = uint(0)
+        n = lst
+        p = ptr8(par)
+        a = ptr32(scr)
+        at = out
+        while uint(a) < end:
+            x = a[0] + (ptr32(p)[1] >> 8) - corr
+            x = (x << 2) >> p[4]
+            if uint(x - tlo) < span:
+                x = x * ptr16(p)[0] + ((x * ptr16(p)[1]) >> 15) + _HALF
+                if ((x + _NEAR) & 0x7FFFFF) >= _WIN:
+                    ptr8(out)[0] = (x >> 23) + zp
+                else:
+                    ptr16(n)[0] = uint(a) - scr + 0
+                    n += 2
+            elif x <= relu:
+                ptr8(out)[0] = lo
             else:
                 ptr16(n)[0] = uint(a) - scr + 0
                 n += 2
-        elif x <= relu:
-            ptr8(out)[0] = lo
-        else:
-            ptr16(n)[0] = uint(a) - scr + 0
-            n += 2
-        x = a[1] + (ptr32(p)[3] >> 8) - corr
-        x = (x << 2) >> p[12]
-        if uint(x - tlo) < span:
-            x = x * ptr16(p)[4] + ((x * ptr16(p)[5]) >> 15) + _HALF
-            if ((x + _NEAR) & 0x7FFFFF) >= _WIN:
-                ptr8(out)[1] = (x >> 23) + zp
+            x = a[1] + (ptr32(p)[3] >> 8) - corr
+            x = (x << 2) >> p[12]
+            if uint(x - tlo) < span:
+                x = x * ptr16(p)[4] + ((x * ptr16(p)[5]) >> 15) + _HALF
+                if ((x + _NEAR) & 0x7FFFFF) >= _WIN:
+                    ptr8(out)[1] = (x >> 23) + zp
+                else:
+                    ptr16(n)[0] = uint(a) - scr + 4
+                    n += 2
+            elif x <= relu:
+                ptr8(out)[1] = lo
             else:
                 ptr16(n)[0] = uint(a) - scr + 4
                 n += 2
-        elif x <= relu:
-            ptr8(out)[1] = lo
-        else:
-            ptr16(n)[0] = uint(a) - scr + 4
-            n += 2
-        x = a[2] + (ptr32(p)[5] >> 8) - corr
-        x = (x << 2) >> p[20]
-        if uint(x - tlo) < span:
-            x = x * ptr16(p)[8] + ((x * ptr16(p)[9]) >> 15) + _HALF
-            if ((x + _NEAR) & 0x7FFFFF) >= _WIN:
-                ptr8(out)[2] = (x >> 23) + zp
+            x = a[2] + (ptr32(p)[5] >> 8) - corr
+            x = (x << 2) >> p[20]
+            if uint(x - tlo) < span:
+                x = x * ptr16(p)[8] + ((x * ptr16(p)[9]) >> 15) + _HALF
+                if ((x + _NEAR) & 0x7FFFFF) >= _WIN:
+                    ptr8(out)[2] = (x >> 23) + zp
+                else:
+                    ptr16(n)[0] = uint(a) - scr + 8
+                    n += 2
+            elif x <= relu:
+                ptr8(out)[2] = lo
             else:
                 ptr16(n)[0] = uint(a) - scr + 8
                 n += 2
-        elif x <= relu:
-            ptr8(out)[2] = lo
-        else:
-            ptr16(n)[0] = uint(a) - scr + 8
-            n += 2
-        x = a[3] + (ptr32(p)[7] >> 8) - corr
-        x = (x << 2) >> p[28]
-        if uint(x - tlo) < span:
-            x = x * ptr16(p)[12] + ((x * ptr16(p)[13]) >> 15) + _HALF
-            if ((x + _NEAR) & 0x7FFFFF) >= _WIN:
-                ptr8(out)[3] = (x >> 23) + zp
+            x = a[3] + (ptr32(p)[7] >> 8) - corr
+            x = (x << 2) >> p[28]
+            if uint(x - tlo) < span:
+                x = x * ptr16(p)[12] + ((x * ptr16(p)[13]) >> 15) + _HALF
+                if ((x + _NEAR) & 0x7FFFFF) >= _WIN:
+                    ptr8(out)[3] = (x >> 23) + zp
+                else:
+                    ptr16(n)[0] = uint(a) - scr + 12
+                    n += 2
+            elif x <= relu:
+                ptr8(out)[3] = lo
             else:
                 ptr16(n)[0] = uint(a) - scr + 12
                 n += 2
-        elif x <= relu:
-            ptr8(out)[3] = lo
-        else:
-            ptr16(n)[0] = uint(a) - scr + 12
-            n += 2
-        a = ptr32(uint(a) + 16)
-        p = ptr8(uint(p) + 32)
-        out += 4
-    # exact: X = floor(acc M / 2**30), y = (X + 2**s + sigma) >> (s + 1), clamped
-    s0 = 0  # the shift byte + s0 = s
-    if r[_O_KIND] & _FAST:
-        s0 = 5
-    while lst < n:
-        k = ptr16(lst)[0]
-        p = ptr8(par + 2 * k)
-        x = ptr32(scr + k)[0] + (ptr32(p)[1] >> 8) - corr
-        t = x >> 15
-        s = x & 0x7FFF
-        t = x + t * (ptr16(p)[0] - 0x8000) + ((t * ptr16(p)[1] + s * (ptr16(p)[0] - 0x8000)
-                                                + ((s * ptr16(p)[1]) >> 15)) >> 15)
-        if x < 0:
-            t -= twice << 1
-        s = p[4] + s0
-        x = ((t + (1 << s) + twice) >> (s + 1)) + zp
-        if x < lo:
-            x = lo
-        elif x > hi:
-            x = hi
-        ptr8(at + (k >> 2))[0] = x
-        lst += 2
-
-
-@micropython.viper
-def _dense(p: ptr8, acc: int, q: ptr32, ws: ptr32):
-    # p: the blob, acc: the op's word index, q: the program words, ws: the rings (q and ws
-    # swap roles so that the inputs' pointer is a register). FULLY_CONNECTED in row order:
-    # per output channel the sum of uint8 weight x uint8 input over the last K frames, all
-    # channels, - 128 x the inputs' sum + bias, requantised (the exact path of _conv) into
-    # the op's output frame. The window is one or two runs of whole frames (ring wrap),
-    # each a multiple of 4 bytes: 16 at a time, then 8 and 4.
-    rings = uint(ws)
-    ws = ptr32(q)
-    r = ptr32(uint(ws) + 4 * acc)
-    b = ptr32(uint(ws) + 4 * r[_O_SRC])
-    stride = b[_B_STRIDE]
-    k = r[_O_FRAMES]
-    first = b[_B_LAST] - k + 1
-    if first < 0:
-        first += b[_B_FRAMES]
-    d = ptr32(uint(ws) + 4 * r[_O_DST])
-    out = rings + d[_B_BASE] + d[_B_LAST] * d[_B_STRIDE] + r[_O_DOFF]
-    base = rings + b[_B_BASE]
-    x1 = base + first * stride
-    row = k * stride
-    n1 = row
-    if first + k > b[_B_FRAMES]:
-        n1 = (b[_B_FRAMES] - first) * stride
-    n2 = row - n1
-    e1 = x1 + n1
-    e2 = base + n2
-    s = 0
-    q = ptr32(x1)
-    while uint(q) < e1:
-        s += ptr8(q)[0] + ptr8(q)[1] + ptr8(q)[2] + ptr8(q)[3]
-        q = ptr32(uint(q) + 4)
-    q = ptr32(base)
-    while uint(q) < e2:
-        s += ptr8(q)[0] + ptr8(q)[1] + ptr8(q)[2] + ptr8(q)[3]
-        q = ptr32(uint(q) + 4)
-    corr = 128 * s + _BIAS_OFFSET
-    par = uint(p) + r[_O_PAR]
-    zp = r[_O_ZP]
-    lo = r[_O_LO]
-    hi = r[_O_HI]
-    twice = 1
-    if r[_O_KIND] & _ROUND_ONCE:
-        twice = 0
-    s0 = 0
-    if r[_O_KIND] & _FAST:
-        s0 = 5
-    w = uint(p) + r[_O_W]
-    end = out + r[_O_COUT]
-    f1 = x1 + (n1 & -16)
-    t1 = n1 & 12
-    f2 = base + (n2 & -16)
-    t2 = n2 & 12
-    while out < end:
-        p = ptr8(w)
-        q = ptr32(x1)
-        acc = 0
-        while uint(q) < f1:
-            acc = p[0] * ptr8(q)[0] + acc
-            acc = p[1] * ptr8(q)[1] + acc
-            acc = p[2] * ptr8(q)[2] + acc
-            acc = p[3] * ptr8(q)[3] + acc
-            acc = p[4] * ptr8(q)[4] + acc
-            acc = p[5] * ptr8(q)[5] + acc
-            acc = p[6] * ptr8(q)[6] + acc
-            acc = p[7] * ptr8(q)[7] + acc
-            acc = p[8] * ptr8(q)[8] + acc
-            acc = p[9] * ptr8(q)[9] + acc
-            acc = p[10] * ptr8(q)[10] + acc
-            acc = p[11] * ptr8(q)[11] + acc
-            acc = p[12] * ptr8(q)[12] + acc
-            acc = p[13] * ptr8(q)[13] + acc
-            acc = p[14] * ptr8(q)[14] + acc
-            acc = p[15] * ptr8(q)[15] + acc
-            p = ptr8(uint(p) + 16)
-            q = ptr32(uint(q) + 16)
-        if t1 & 8:
-            acc = p[0] * ptr8(q)[0] + acc
-            acc = p[1] * ptr8(q)[1] + acc
-            acc = p[2] * ptr8(q)[2] + acc
-            acc = p[3] * ptr8(q)[3] + acc
-            acc = p[4] * ptr8(q)[4] + acc
-            acc = p[5] * ptr8(q)[5] + acc
-            acc = p[6] * ptr8(q)[6] + acc
-            acc = p[7] * ptr8(q)[7] + acc
-            p = ptr8(uint(p) + 8)
-            q = ptr32(uint(q) + 8)
-        if t1 & 4:
-            acc = p[0] * ptr8(q)[0] + acc
-            acc = p[1] * ptr8(q)[1] + acc
-            acc = p[2] * ptr8(q)[2] + acc
-            acc = p[3] * ptr8(q)[3] + acc
-            p = ptr8(uint(p) + 4)
-        if n2:
-            q = ptr32(base)
-            while uint(q) < f2:
-                acc = p[0] * ptr8(q)[0] + acc
-                acc = p[1] * ptr8(q)[1] + acc
-                acc = p[2] * ptr8(q)[2] + acc
-                acc = p[3] * ptr8(q)[3] + acc
-                acc = p[4] * ptr8(q)[4] + acc
-                acc = p[5] * ptr8(q)[5] + acc
-                acc = p[6] * ptr8(q)[6] + acc
-                acc = p[7] * ptr8(q)[7] + acc
-                acc = p[8] * ptr8(q)[8] + acc
-                acc = p[9] * ptr8(q)[9] + acc
-                acc = p[10] * ptr8(q)[10] + acc
-                acc = p[11] * ptr8(q)[11] + acc
-                acc = p[12] * ptr8(q)[12] + acc
-                acc = p[13] * ptr8(q)[13] + acc
-                acc = p[14] * ptr8(q)[14] + acc
-                acc = p[15] * ptr8(q)[15] + acc
-                p = ptr8(uint(p) + 16)
-                q = ptr32(uint(q) + 16)
-            if t2 & 8:
-                acc = p[0] * ptr8(q)[0] + acc
-                acc = p[1] * ptr8(q)[1] + acc
-                acc = p[2] * ptr8(q)[2] + acc
-                acc = p[3] * ptr8(q)[3] + acc
-                acc = p[4] * ptr8(q)[4] + acc
-                acc = p[5] * ptr8(q)[5] + acc
-                acc = p[6] * ptr8(q)[6] + acc
-                acc = p[7] * ptr8(q)[7] + acc
-                p = ptr8(uint(p) + 8)
-                q = ptr32(uint(q) + 8)
-            if t2 & 4:
-                acc = p[0] * ptr8(q)[0] + acc
-                acc = p[1] * ptr8(q)[1] + acc
-                acc = p[2] * ptr8(q)[2] + acc
-                acc = p[3] * ptr8(q)[3] + acc
-        p = ptr8(par)
-        acc = acc + (ptr32(p)[1] >> 8) - corr
-        s = acc >> 15
-        t = acc & 0x7FFF
-        s = acc + s * (ptr16(p)[0] - 0x8000) + ((s * ptr16(p)[1] + t * (ptr16(p)[0] - 0x8000)
-                                                  + ((t * ptr16(p)[1]) >> 15)) >> 15)
-        if acc < 0:
-            s -= twice << 1
-        t = ptr8(p)[4] + s0
-        acc = ((s + (1 << t) + twice) >> (t + 1)) + zp
-        if acc < lo:
-            acc = lo
-        elif acc > hi:
-            acc = hi
-        ptr8(out)[0] = acc
-        out += 1
-        par += 8
-        w += row
-
-
-@micropython.viper
-def _output(p: ptr8, q: ptr8, ws: ptr32) -> int:
-    # the logistic table at the output ring's one value: the probability, uint8
-    b = ptr32(uint(ws) + 4 * ws[_H_OUTBUF])
-    return p[ws[_H_TABLE] + q[b[_B_BASE]]]
+            a = ptr32(uint(a) + 16)
+            p = ptr8(uint(p) + 32)
+            out += 4
+        # exact: X = floor(acc M / 2**30), y = (X + 2**s + sigma) >> (s + 1), clamped
+        while lst < n:
+            k = ptr16(lst)[0]
+            p = ptr8(par + 2 * k)
+            x = ptr32(scr + k)[0] + (ptr32(p)[1] >> 8) - corr
+            t = x >> 15
+            s = x & 0x7FFF
+            t = x + t * (ptr16(p)[0] - 0x8000) + ((t * ptr16(p)[1] + s * (ptr16(p)[0] - 0x8000)
+                                                    + ((s * ptr16(p)[1]) >> 15)) >> 15)
+            if x < 0:
+                t -= twice << 1
+            s = p[4] + s0
+            x = ((t + (1 << s) + twice) >> (s + 1)) + zp
+            if x < lo:
+                x = lo
+            elif x > hi:
+                x = hi
+            ptr8(at + (k >> 2))[0] = x
+            lst += 2
+    b = ptr32(ws + 4 * ptr32(ws)[_H_OUTBUF])
+    return ptr8(blob)[ptr32(ws)[_H_TABLE] + ptr8(rings)[b[_B_BASE]]]
