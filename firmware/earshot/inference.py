@@ -257,7 +257,6 @@ def _run(p: ptr8, x: int, a: ptr32, q: ptr8) -> int:
                     x = p[13] * ptr8(a)[13] + x
                     x = p[14] * ptr8(a)[14] + x
                     x = p[15] * ptr8(a)[15] + x
-
                     p = ptr8(uint(p) + 16)
                     a = ptr32(uint(a) + 16)
                 if n1 & 8:
@@ -269,7 +268,6 @@ def _run(p: ptr8, x: int, a: ptr32, q: ptr8) -> int:
                     x = p[5] * ptr8(a)[5] + x
                     x = p[6] * ptr8(a)[6] + x
                     x = p[7] * ptr8(a)[7] + x
-
                     p = ptr8(uint(p) + 8)
                     a = ptr32(uint(a) + 8)
                 if n1 & 4:
@@ -277,7 +275,6 @@ def _run(p: ptr8, x: int, a: ptr32, q: ptr8) -> int:
                     x = p[1] * ptr8(a)[1] + x
                     x = p[2] * ptr8(a)[2] + x
                     x = p[3] * ptr8(a)[3] + x
-
                     p = ptr8(uint(p) + 4)
                 if n2:
                     a = ptr32(base)
@@ -298,7 +295,6 @@ def _run(p: ptr8, x: int, a: ptr32, q: ptr8) -> int:
                         x = p[13] * ptr8(a)[13] + x
                         x = p[14] * ptr8(a)[14] + x
                         x = p[15] * ptr8(a)[15] + x
-
                         p = ptr8(uint(p) + 16)
                         a = ptr32(uint(a) + 16)
                     if n2 & 8:
@@ -310,7 +306,6 @@ def _run(p: ptr8, x: int, a: ptr32, q: ptr8) -> int:
                         x = p[5] * ptr8(a)[5] + x
                         x = p[6] * ptr8(a)[6] + x
                         x = p[7] * ptr8(a)[7] + x
-
                         p = ptr8(uint(p) + 8)
                         a = ptr32(uint(a) + 8)
                     if n2 & 4:
@@ -318,7 +313,6 @@ def _run(p: ptr8, x: int, a: ptr32, q: ptr8) -> int:
                         x = p[1] * ptr8(a)[1] + x
                         x = p[2] * ptr8(a)[2] + x
                         x = p[3] * ptr8(a)[3] + x
-
                         p = ptr8(uint(p) + 4)
                 p = ptr8(par)
                 x = x + (ptr32(p)[1] >> 8) - corr
@@ -468,7 +462,6 @@ def _run(p: ptr8, x: int, a: ptr32, q: ptr8) -> int:
                         a[13] = p[13] * x + a[13]
                         a[14] = p[14] * x + a[14]
                         a[15] = p[15] * x + a[15]
-
                         a = ptr32(uint(a) + 64)
                         p = ptr8(uint(p) + 16)
                     if cout & 8:
@@ -480,7 +473,6 @@ def _run(p: ptr8, x: int, a: ptr32, q: ptr8) -> int:
                         a[5] = p[5] * x + a[5]
                         a[6] = p[6] * x + a[6]
                         a[7] = p[7] * x + a[7]
-
                         a = ptr32(uint(a) + 32)
                         p = ptr8(uint(p) + 8)
                     if cout & 4:
@@ -531,7 +523,6 @@ def _run(p: ptr8, x: int, a: ptr32, q: ptr8) -> int:
                             a[13] = p[13] * x + a[13]
                             a[14] = p[14] * x + a[14]
                             a[15] = p[15] * x + a[15]
-
                             a = ptr32(uint(a) + 64)
                             p = ptr8(uint(p) + 16)
                         if cout & 8:
@@ -543,7 +534,6 @@ def _run(p: ptr8, x: int, a: ptr32, q: ptr8) -> int:
                             a[5] = p[5] * x + a[5]
                             a[6] = p[6] * x + a[6]
                             a[7] = p[7] * x + a[7]
-
                             a = ptr32(uint(a) + 32)
                             p = ptr8(uint(p) + 8)
                         if cout & 4:
