@@ -261,6 +261,60 @@ def test_requantisation_equals_multiply_by_quantized_multiplier(interpreter, tmp
     assert got == want
 
 
+def _firmware_const(name):
+    import re
+
+    text = (FIRMWARE / "earshot" / "inference.py").read_text()
+    return int(re.search(rf"^{name} = const\((\w+)\)", text, re.M).group(1), 0)
+
+
+def test_fast_requantiser_is_exact_for_every_accumulator_of_the_bundled_models():
+    # The board's fast path (inference.py's header), in numpy with the firmware's constants,
+    # against TFLite's arithmetic on every channel of the four models (padding channels
+    # too): for every t in its range whose W it answers, every accumulator with that t (the
+    # exact output is monotone in acc: both ends of t's interval), and that its answers
+    # need no clamp; and a ReLU's shortcut, t <= 0 gives lo. (The firmware itself is held to
+    # the same arithmetic by the test above and by every model's outputs.)
+    near, win, half = (_firmware_const(k) for k in ("_NEAR", "_WIN", "_HALF"))
+
+    def exact(x, m, s, zp, lo):
+        c = np.where(x >= 0, (1 << (30 + s)) + (1 << 30), (1 << (30 + s)) - (1 << 30))
+        return np.clip(((x * m + c) >> (31 + s)) + zp, lo, 255)
+
+    answered = checked = 0
+    for name in convert.BUNDLED:
+        for op in convert._lower(convert.source_of(name)[0].read_bytes(), name).ops:
+            if op.round_once:
+                continue  # FULLY_CONNECTED: the exact path only
+            zp, lo = op.q_out[1] + 128, (op.q_out[1] if op.act == 1 else -128) + 128
+            room = 255 - zp if lo == zp else min(255 - zp, zp - lo)
+            k = 128 << 7
+            while k > room << 7:
+                k >>= 1
+            t0 = 1 if lo == zp else 1 - k
+            pad = [(1 << 30, -29)] * (-op.cout % 4)
+            for m, shift in set(op.mults + pad):
+                s = -shift
+                assert s >= 5
+                t = np.arange(t0, max(t0, k), dtype=np.int64)
+                if s < 7:
+                    t = t[t % (1 << (7 - s)) == 0]
+                low, high = (t << (s - 7), (t + 1 << (s - 7)) - 1) if s >= 7 else (t >> (7 - s),) * 2
+                keep = (low > -(1 << 29)) & (high < 1 << 29)  # the accumulators the converter allows
+                t, low, high = t[keep], low[keep], high[keep]
+                w = t * (m >> 15) + ((t * (m & 0x7FFF)) >> 15) + half
+                ok = ((w + near) & 0x7FFFFF) >= win
+                y = (w >> 23) + zp
+                assert np.all((y[ok] >= lo) & (y[ok] <= 255))
+                for x in (low, high):
+                    assert np.all((x << 2) >> (s - 5) == t) and np.array_equal(y[ok], exact(x, m, s, zp, lo)[ok])
+                if lo == zp:  # the largest acc whose t <= 0
+                    assert exact(np.array([(1 << (s - 7)) - 1 if s >= 7 else 0]), m, s, zp, lo)[0] == lo
+                answered += int(ok.sum())
+                checked += len(t)
+    assert answered > 0.95 * checked > 10 ** 7
+
+
 def test_input_quantisation_equals_the_float_formula_for_every_uint16(tmp_path):
     # the board's integer form (run by the firmware) against clamp(round(u 0.0390625 / s) + zp)
     model = tmp_path / "m.ewn"

@@ -9,10 +9,12 @@
 # the last K frames of one ring and writes one frame of another. Nothing is copied.
 # The arithmetic, per output channel (x, w int8; u = x + 128 as stored):
 #   acc = bias + sum w (x - zp_in)
-#     column order (all convolutions): sum (w + 128)(u - z) - 128 sum (u - z), z = zp_in + 128:
-#       inputs equal to their zero point are skipped (the features' zeros, ReLU'd frames)
-#     depthwise: sum ((w + 128) - 128) u, zero inputs skipped (zp_in folded into the bias)
-#     dense (FULLY_CONNECTED, row order): sum (w + 128) u - 128 sum u (zp_in folded)
+#     column order (the convolutions): sum (w + 128)(u - z) - 128 sum (u - z), z = zp_in +
+#       128, skipping inputs equal to z (most features); DELTA (a 1x1 over ops' outputs):
+#       the sums are kept from the last invocation and only inputs that changed are added,
+#       (w + 128)(u - u_before)
+#     depthwise: sum ((w + 128) - 128) u, skipping zero inputs (ReLU'd), zp_in in the bias
+#     dense (FULLY_CONNECTED, row order): sum (w + 128) u - 128 sum u, zp_in in the bias
 #   y = MultiplyByQuantizedMultiplier(acc, M, -s) + zp, clamped (ReLU: at zp); with two
 #   roundings that is floor((acc M + 2**(30 + s) + sigma 2**30) / 2**(31 + s)), sigma = 1 for
 #   acc >= 0, -1 below; FULLY_CONNECTED rounds once (sigma = 0), as BUILTIN_REF does
@@ -21,19 +23,25 @@
 # M = 2**30 + m1 2**15 + m0): acc + ah m1 + ((ah m0 + al m1 + (al m0 >> 15)) >> 15), then
 # y = (X + 2**s + sigma) >> (s + 1). The converter checks |acc| < 2**29, so every term stays
 # within 32 signed bits.
-# Fast, where every channel of an op has s >= 5 (flag _FAST; the bundled models): with
-# t = floor(acc 2**(7 - s)) = (acc << 2) >> (s - 5) and |t| < 2**15 (else |y| >= 128: exact
-# path), V = t (M >> 15) + ((t (M & 0x7FFF)) >> 15) = floor(t M / 2**15) in two products,
-# and acc M / 2**(s + 8) - V is in [0, 2**16 + 1) (the dropped bits of acc); the rounding
-# terms are 2**22 + sigma 2**(22 - s), |sigma 2**(22 - s)| <= 2**17. So with
-# W = V + 2**22, y = W >> 23 unless W mod 2**23 is within 2**17 below or 2**16 + 2**17 + 1
-# above a multiple of 2**23: then (about 4 % of the channels) the exact path decides.
+# Fast, in an op whose shifts are all >= 5 (_FAST; the bundled models), for about 97 % of
+# the channels: t = floor(acc 2**(7 - s)) = (acc << 2) >> (s - 5) and V = t (M >> 15) +
+# ((t (M & 0x7FFF)) >> 15) = floor(t M / 2**15), two products. acc M / 2**(s + 8) - V is in
+# [0, 1 + 2**16) (the bits of acc dropped, none for s <= 7), the rounding terms are 2**22 +
+# sigma 2**(22 - s), so with W = V + 2**22, y = floor((W + d) / 2**23), d in [-2**17,
+# 2**17 + 1): y = W >> 23 unless W mod 2**23 is less than 2**17 or more than 2**23 - 2**17 - 2.
+# Those few, and t out of the range where y + zp needs no clamp (|t| < k 2**7 gives |y| <= k,
+# k a power of 2 up to the room between zp and the clamps), take the exact path; a ReLU's
+# t <= 0 (acc < 2**(s - 7)) gives y <= 0: lo.
 # Words read back through ptr32 are stored non-negative (ESP32 loads sign-extend, the
-# 64-bit unix port's zero-extend): accumulators are kept + 2**29.
+# 64-bit unix port's zero-extend): accumulators are kept + 0x20202020.
 #
 # Speed: viper keeps the first three locals in registers (two when mpy-cross compiles it),
-# so each kernel's hot pointers and value are its first locals; inner loops are unrolled
-# with constant offsets. An op is one viper call: accumulate, then requantise.
+# so _run's first three (p, x, a) are each phase's hot pointers and value; inner loops are
+# unrolled with constant offsets; all the ops run in one call (a call costs about a
+# thousand x86 instructions). Measured (callgrind on the unix port, `make bench`): a
+# multiply-add about 8 instructions in column order (9.5 in row order), a depthwise slot
+# about 9.5 (zero inputs skipped), a requantised channel about 75 (45 for a ReLU's zero);
+# hey_jarvis 6.0 M instructions per second of audio.
 import micropython
 from micropython import const
 
@@ -557,7 +565,7 @@ def _run(p: ptr8, x: int, a: ptr32, q: ptr8) -> int:
         # the shift byte), out the output frame. Where the fast path cannot answer, the
         # accumulator's offset goes on a list for the exact path.
         # The fast path's range: t in [tlo, tlo + span) keeps y + zp within lo..hi without
-        # a clamp: for |t| < room << 7, |y| <= room (y < (t + 1) M / 2**38 + 1 <= t / 2**7 + 1)
+        # a clamp: for |t| < k 2**7, acc M / 2**(31 + s) is within (-k, k), so -k <= y <= k
         room = hi - zp
         relu = 0  # with a ReLU (lo = zp), t <= 0 means acc < 2**(s - 7), so y <= 0: lo
         if lo != zp:
