@@ -67,7 +67,8 @@ _BUF_WORDS = const(6)
 _O_KIND = const(0)
 _O_SRC = const(1)
 _O_FRAMES = const(2)
-_O_C0 = const(3)  # depthwise: the first channel; column order: the input zero point + 128
+_O_C0 = const(3)  # depthwise: the first channel; column order: the input zero point + 128;
+# DELTA: the byte offset of its sums in the rings
 _O_W = const(4)
 _O_COUT = const(5)
 _O_PAR = const(6)
@@ -98,7 +99,6 @@ class Net:
         self._ws = model.words
         self._blob = model.blob
         self._rings = bytearray(model.rings_bytes)
-        ws = model.words
         self._ops = model.ops_at
         self.stride = model.stride
         self.reset()
@@ -594,12 +594,12 @@ def _run(p: ptr8, x: int, a: ptr32, q: ptr8) -> int:
                 if ((x + _NEAR) & 0x7FFFFF) >= _WIN:
                     ptr8(out)[0] = (x >> 23) + zp
                 else:
-                    ptr16(n)[0] = uint(a) - scr + 0
+                    ptr16(n)[0] = uint(a) - scr
                     n += 2
             elif x <= relu:
                 ptr8(out)[0] = lo
             else:
-                ptr16(n)[0] = uint(a) - scr + 0
+                ptr16(n)[0] = uint(a) - scr
                 n += 2
             x = a[1] + (ptr32(p)[3] >> 8) - corr
             x = (x << 2) >> p[12]
