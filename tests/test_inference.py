@@ -177,56 +177,142 @@ def test_initial_state_other_than_zero_points(audio_features, tmp_path):
 REQUANTISE = """
 import array, sys
 from earshot import inference
-cases = [int(v) for v in open(sys.argv[-1]).read().split()]
-n = len(cases) // 7  # acc, M, shift, zp, lo, hi (zp, lo, hi + 128), one rounding (16) or two (0)
-ws = array.array('i', bytes(4 * (60 + n)))
-ws[10] = 58  # the program's length: CORR at 58, the accumulators after it
+# a line per call: kind flags, zp, lo, hi (+ 128), then 4 channels of acc, M, right shift
+ws = array.array('i', bytes(4 * 42))
+ws[0], ws[8] = 1, 16  # one op; the output ring (the table at 0 of the blob)
+ws[9], ws[10] = 4, 34  # 4 channels at most; the program's length: the accumulators follow it
 ws[16:22] = array.array('i', [0, 4, 1, 0, 0, 0])  # a one-frame ring of 4 bytes
 rings = bytearray(4)
-blob = bytearray(8)
-par = array.array('i', [0, 0])
-out = []
-for i in range(n):
-    acc, m, shift, zp, lo, hi, once = cases[7 * i:7 * i + 7]
-    par[0] = (m - (1 << 30)) & 0x7FFF | ((m - (1 << 30)) >> 15) << 16
-    par[1] = (0x1000000 << 5) | -shift  # bias 0
-    blob[:] = bytes(par)
-    ws[58] = 0x20000000
-    ws[59] = 0x20000000 + acc
-    ws[22:34] = array.array('i', [1 | once, 16, 1, 0, 0, 1, 0, 16, 0, zp, lo, hi])
-    inference._requantise(ws, 22, blob, rings)
-    out.append(rings[0])
-print(' '.join(str(v) for v in out))
+par = array.array('I', bytes(256 + 32))
+for line in open(sys.argv[-1]):
+    case = [int(v) for v in line.split()]
+    flags, zp, lo, hi = case[:4]
+    for c in range(4):
+        acc, m, s = case[4 + 3 * c:7 + 3 * c]
+        par[2 * c] = (m >> 15) | (m & 0x7FFF) << 16
+        par[2 * c + 1] = (0x400000 << 8) | (s - 5 if flags & 32 else s)  # bias 0
+        ws[34 + c] = 0x20202020 + acc
+    ws[22:34] = array.array('i', [3 | flags, 16, 1, 0, 0, 4, 0, 16, 0, zp, lo, hi])
+    inference._run(par, 22, ws, rings)
+    print(*rings)
 """
+
+
+def _at_the_window(edge, m, s, rng):
+    # an accumulator near `edge` for which the fast path (inference.py's header) answers
+    # with the least margin, or just does not: its W mod 2**23 just outside or inside the
+    # uncertain window. W depends on t = floor(acc 2**(7 - s)) only.
+    low, high = 1 << 17, (1 << 23) - (1 << 17) - 1
+    band = [(low, low + 4096), (low - 4096, low), (high - 4096, high), (high, high + 4096)][rng.integers(4)]
+    t0 = int(edge * 2.0 ** (7 - s))
+    for t in sorted(range(t0 - 600, t0 + 600), key=lambda t: abs(t - t0)):
+        w = (t * (m >> 15) + ((t * (m & 0x7FFF)) >> 15) + (1 << 22)) & ((1 << 23) - 1)
+        if band[0] <= w < band[1] and (s >= 7 or t % (1 << (7 - s)) == 0):
+            return t << (s - 7) | int(rng.integers(0, 1 << (s - 7))) if s >= 7 else t >> (7 - s)
+    return int(edge)
+
+
+def _requantise_cases(rng, n):
+    # (cases for REQUANTISE, the outputs TFLite's arithmetic gives): accumulators across the
+    # whole range the converter accepts and around rounding edges, where the fast path is
+    # unsure: within a few units, and about as far as its uncertain window reaches
+    cases, want = [], []
+    for i in range(n):
+        once, fast = rng.random() < 1 / 3, rng.random() < 3 / 4
+        zp = int(rng.integers(-128, 128))
+        lo = zp if rng.random() < 0.5 else -128  # ReLU or none
+        cases += [(16 if once else 0) | (32 if fast else 0), zp + 128, lo + 128, 255]
+        for c in range(4):
+            small = fast and rng.random() < 0.5  # s = 5, 6, 7: the fast path's largest errors
+            while True:
+                m, shift = convert.quantize_multiplier(10 ** (rng.uniform(-2.4, -1.51) if small
+                                                              else rng.uniform(-8.5, -0.31)))
+                if -29 <= shift <= (-5 if fast else -1):
+                    break
+            s = -shift
+            y = int(rng.integers(lo - zp, max(lo - zp, 127 - zp) + 1))  # an output inside the clamps
+            edge = (2 * y + 1) * 2 ** (30 + s) / m
+            reach = 2 ** (s + 25) / m * rng.uniform(0.5, 1.5)
+            acc = [int(rng.integers(-(1 << 28), 1 << 28)) >> int(rng.integers(0, 28)),
+                   int(edge + rng.uniform(-4, 4)), int(edge + reach), int(edge - reach),
+                   int(rng.choice([0, 1, -1, -2, 2, (1 << 29) - 1, 1 - (1 << 29), 1 << (s + 8), -(1 << (s + 8))])),
+                   _at_the_window(edge, m, s, rng) if fast else int(edge)
+                   ][int(rng.choice(6, p=[0.25, 0.2, 0.15, 0.15, 0.05, 0.2]))]
+            acc = max(1 - (1 << 29), min((1 << 29) - 1, acc))
+            cases += [acc, m, s]
+            if once:
+                y = (acc * m + (1 << (30 + s))) >> (31 + s)
+            else:
+                y = convert.multiply_by_quantized_multiplier(acc, m, shift)
+            want.append(min(127, max(lo, y + zp)) + 128)
+    return cases, want
 
 
 @pytest.mark.parametrize("interpreter", INTERPRETERS, ids=lambda p: "32bit" if p != INTERPRETERS[0] else "unix")
 def test_requantisation_equals_multiply_by_quantized_multiplier(interpreter, tmp_path):
     # TFLite's MultiplyByQuantizedMultiplier (the converter's exact Python), zero point and
-    # clamp, against the board's for accumulators across the whole range it accepts; and the
-    # one-rounding form BUILTIN_REF's FULLY_CONNECTED uses, floor(acc M / 2**(31 - shift) + 1/2)
-    rng = np.random.default_rng(7)
-    cases, want = [], []
-    for i in range(3000):
-        scale = 10 ** rng.uniform(-8.5, -0.31)
-        m, shift = convert.quantize_multiplier(scale)
-        if not -29 <= shift <= -1:
-            continue
-        acc = int(rng.integers(-(1 << 28), 1 << 28)) >> int(rng.integers(0, 28))
-        acc = [acc, 0, 1, -1, -2, 2, (1 << 29) - 1, 1 - (1 << 29)][i % 8] if i % 5 == 0 else acc
-        zp = int(rng.integers(-128, 128))
-        lo = zp if i % 2 else -128  # ReLU or none
-        once = i % 3 == 0
-        cases += [acc, m, shift, zp + 128, lo + 128, 255, 16 if once else 0]
-        if once:
-            y = (acc * m + (1 << (30 - shift))) >> (31 - shift)
-        else:
-            y = convert.multiply_by_quantized_multiplier(acc, m, shift)
-        want.append(min(127, max(lo, y + zp)) + 128)
+    # clamp, against the board's (fast path and exact one) for accumulators across the whole
+    # range it accepts; and the one-rounding form BUILTIN_REF's FULLY_CONNECTED uses,
+    # floor(acc M / 2**(31 - shift) + 1/2)
+    cases, want = _requantise_cases(np.random.default_rng(7), 1500)
     path = tmp_path / "cases.txt"
-    path.write_text(" ".join(map(str, cases)))
+    path.write_text("".join(" ".join(map(str, cases[at:at + 16])) + "\n" for at in range(0, len(cases), 16)))
     got = [int(v) for v in _mpy(interpreter, REQUANTISE, path).split()]
     assert got == want
+
+
+def _firmware_const(name):
+    import re
+
+    text = (FIRMWARE / "earshot" / "inference.py").read_text()
+    return int(re.search(rf"^{name} = const\((\w+)\)", text, re.M).group(1), 0)
+
+
+def test_fast_requantiser_is_exact_for_every_accumulator_of_the_bundled_models():
+    # The board's fast path (inference.py's header), in numpy with the firmware's constants,
+    # against TFLite's arithmetic on every channel of the four models (padding channels
+    # too): for every t in its range whose W it answers, every accumulator with that t (the
+    # exact output is monotone in acc: both ends of t's interval), and that its answers
+    # need no clamp; and a ReLU's shortcut, t <= 0 gives lo. (The firmware itself is held to
+    # the same arithmetic by the test above and by every model's outputs.)
+    near, win, half = (_firmware_const(k) for k in ("_NEAR", "_WIN", "_HALF"))
+
+    def exact(x, m, s, zp, lo):
+        c = np.where(x >= 0, (1 << (30 + s)) + (1 << 30), (1 << (30 + s)) - (1 << 30))
+        return np.clip(((x * m + c) >> (31 + s)) + zp, lo, 255)
+
+    answered = checked = 0
+    for name in convert.BUNDLED:
+        for op in convert._lower(convert.source_of(name)[0].read_bytes(), name).ops:
+            if op.round_once:
+                continue  # FULLY_CONNECTED: the exact path only
+            zp, lo = op.q_out[1] + 128, (op.q_out[1] if op.act == 1 else -128) + 128
+            room = 255 - zp if lo == zp else min(255 - zp, zp - lo)
+            k = 128 << 7
+            while k > room << 7:
+                k >>= 1
+            t0 = 1 if lo == zp else 1 - k
+            pad = [(1 << 30, -29)] * (-op.cout % 4)
+            for m, shift in set(op.mults + pad):
+                s = -shift
+                assert s >= 5
+                t = np.arange(t0, max(t0, k), dtype=np.int64)
+                if s < 7:
+                    t = t[t % (1 << (7 - s)) == 0]
+                low, high = (t << (s - 7), (t + 1 << (s - 7)) - 1) if s >= 7 else (t >> (7 - s),) * 2
+                keep = (low > -(1 << 29)) & (high < 1 << 29)  # the accumulators the converter allows
+                t, low, high = t[keep], low[keep], high[keep]
+                w = t * (m >> 15) + ((t * (m & 0x7FFF)) >> 15) + half
+                ok = ((w + near) & 0x7FFFFF) >= win
+                y = (w >> 23) + zp
+                assert np.all((y[ok] >= lo) & (y[ok] <= 255))
+                for x in (low, high):
+                    assert np.all((x << 2) >> (s - 5) == t) and np.array_equal(y[ok], exact(x, m, s, zp, lo)[ok])
+                if lo == zp:  # the largest acc whose t <= 0
+                    assert exact(np.array([(1 << (s - 7)) - 1 if s >= 7 else 0]), m, s, zp, lo)[0] == lo
+                answered += int(ok.sum())
+                checked += len(t)
+    assert answered > 0.95 * checked > 10 ** 7
 
 
 def test_input_quantisation_equals_the_float_formula_for_every_uint16(tmp_path):
@@ -424,7 +510,8 @@ def test_loader_refuses_damaged_files(tmp_path):
         "flipped": data[:-300] + bytes([data[-300] ^ 1]) + data[-299:],
         "tail": data + b"\0",
         "old": b"EWW1" + data[4:],
-        "version": data.replace(b'"format":1', b'"format":7', 1),
+        "version": data.replace(b'"format":%d' % convert.VERSION, b'"format":7', 1),
+        "v1": b"EWN1" + data[4:],
         "json": data[:8] + b"[" + data[9:],
     }
     for k, v in cases.items():
@@ -434,7 +521,7 @@ def test_loader_refuses_damaged_files(tmp_path):
     assert got.pop("good") == "OK"
     expect = {"empty": "not an earshot wake-word model", "header": "truncated",
               "meta": "truncated", "program": "truncated", "blob": "truncated", "flipped": "checksum mismatch",
-              "tail": "data after the weights", "old": "model file version EWW1", "version": "model format 7",
+              "tail": "data after the weights", "old": "model file version EWW1", "version": "model format 7", "v1": "model file version EWN1",
               "json": "JSON"}
     for k, want in expect.items():
         assert got[k].startswith("ModelError ") and want in got[k], (k, got[k])

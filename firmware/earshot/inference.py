@@ -7,24 +7,41 @@
 #
 # Every streaming tensor is a ring of its last frames (uint8 = int8 + 128); each op reads
 # the last K frames of one ring and writes one frame of another. Nothing is copied.
-# The arithmetic, per output channel (x, w int8; the zero point folded into the bias):
-#   acc = bias + sum w x          dense: sum (w + 128) u - 128 sum u   (u = x + 128)
-#                                 depthwise: sum ((w + 128) - 128) u
-#   y = RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc, M), s) + zp, clamped
-#       (ReLU: at zp); FULLY_CONNECTED rounds once: floor(acc M / 2**(31 + s) + 1/2) + zp
-#       (what BUILTIN_REF does, measured: its two roundings differ on 2 of 2597 outputs)
-# floor(acc M / 2**30) is assembled from 15-bit limbs (acc = ah 2**15 + al, M = 2**30 +
-# m1 2**15 + m0): acc + ah m1 + ((ah m0 + al m1 + (al m0 >> 15)) >> 15). The converter
-# checks |acc| < 2**29, so every term stays within 32 signed bits.
+# The arithmetic, per output channel (x, w int8; u = x + 128 as stored):
+#   acc = bias + sum w (x - zp_in)
+#     column order (the convolutions): sum (w + 128)(u - z) - 128 sum (u - z), z = zp_in +
+#       128, skipping inputs equal to z (most features); DELTA (a 1x1 over ops' outputs):
+#       the sums are kept from the last invocation and only inputs that changed are added,
+#       (w + 128)(u - u_before)
+#     depthwise: sum ((w + 128) - 128) u, skipping zero inputs (ReLU'd), zp_in in the bias
+#     dense (FULLY_CONNECTED, row order): sum (w + 128) u - 128 sum u, zp_in in the bias
+#   y = MultiplyByQuantizedMultiplier(acc, M, -s) + zp, clamped (ReLU: at zp); with two
+#   roundings that is floor((acc M + 2**(30 + s) + sigma 2**30) / 2**(31 + s)), sigma = 1 for
+#   acc >= 0, -1 below; FULLY_CONNECTED rounds once (sigma = 0), as BUILTIN_REF does
+#   (measured: its two roundings differ on 2 of 2597 outputs).
+# Exact, in 32 bits: X = floor(acc M / 2**30) from 15-bit limbs (acc = ah 2**15 + al,
+# M = 2**30 + m1 2**15 + m0): acc + ah m1 + ((ah m0 + al m1 + (al m0 >> 15)) >> 15), then
+# y = (X + 2**s + sigma) >> (s + 1). The converter checks |acc| < 2**29, so every term stays
+# within 32 signed bits.
+# Fast, in an op whose shifts are all >= 5 (_FAST; the bundled models), for about 97 % of
+# the channels: t = floor(acc 2**(7 - s)) = (acc << 2) >> (s - 5) and V = t (M >> 15) +
+# ((t (M & 0x7FFF)) >> 15) = floor(t M / 2**15), two products. acc M / 2**(s + 8) - V is in
+# [0, 1 + 2**16) (the bits of acc dropped, none for s <= 7), the rounding terms are 2**22 +
+# sigma 2**(22 - s), so with W = V + 2**22, y = floor((W + d) / 2**23), d in [-2**17,
+# 2**17 + 1): y = W >> 23 unless W mod 2**23 is less than 2**17 or more than 2**23 - 2**17 - 2.
+# Those few, and t out of the range where y + zp needs no clamp (|t| < k 2**7 gives |y| <= k,
+# k a power of 2 up to the room between zp and the clamps), take the exact path; a ReLU's
+# t <= 0 (acc < 2**(s - 7)) gives y <= 0: lo.
 # Words read back through ptr32 are stored non-negative (ESP32 loads sign-extend, the
-# 64-bit unix port's zero-extend): depthwise sums are kept + 2**29.
+# 64-bit unix port's zero-extend): accumulators are kept + 0x20202020.
 #
-# Speed: viper keeps the first three locals in registers, so each kernel gets its hot
-# pointers and accumulator as its first three arguments; inner loops are unrolled with
-# constant offsets. Measured (`make bench`, callgrind on the unix
-# port): a dense multiply-add costs about 10 x86 instructions, a depthwise one about 16
-# (zero ReLU inputs skipped), a requantised channel about 170; hey_jarvis about 10.5 M
-# instructions per second of audio.
+# Speed: viper keeps the first three locals in registers (two when mpy-cross compiles it),
+# so _run's first three (p, x, a) are each phase's hot pointers and value; inner loops are
+# unrolled with constant offsets; all the ops run in one call (a call costs about a
+# thousand x86 instructions). Measured (callgrind on the unix port, `make bench`): a
+# multiply-add about 8 instructions in column order (9.5 in row order), a depthwise slot
+# about 9.5 (zero inputs skipped), a requantised channel about 75 (45 for a ReLU's zero);
+# hey_jarvis 6.0 M instructions per second of audio.
 import micropython
 from micropython import const
 
@@ -39,7 +56,8 @@ _H_QSHIFT = const(5)
 _H_QCAP = const(6)
 _H_TABLE = const(7)
 _H_OUTBUF = const(8)
-_H_WORDS = const(10)  # the program's length: CORR is the word after it, then the accumulators
+_H_MAXC = const(9)
+_H_WORDS = const(10)  # the program's length: the accumulators follow it
 _B_BASE = const(0)
 _B_STRIDE = const(1)
 _B_FRAMES = const(2)
@@ -47,9 +65,11 @@ _B_LAST = const(3)
 _B_LAST0 = const(4)
 _B_INIT = const(5)
 _BUF_WORDS = const(6)
+_O_KIND = const(0)
 _O_SRC = const(1)
 _O_FRAMES = const(2)
-_O_C0 = const(3)
+_O_C0 = const(3)  # depthwise: the first channel; column order: the input zero point + 128;
+# DELTA: the byte offset of its sums in the rings
 _O_W = const(4)
 _O_COUT = const(5)
 _O_PAR = const(6)
@@ -59,11 +79,19 @@ _O_ZP = const(9)
 _O_LO = const(10)
 _O_HI = const(11)
 _OP_WORDS = const(12)
-_O_KIND = const(0)
-_ROUND_ONCE = const(16)  # in an op's kind: one rounding, floor(acc M / 2**(31 + s) + 1/2)
+_DENSE = const(0)
+_DEPTHWISE = const(1)
+_COLUMN = const(2)
+_GIVEN = const(3)  # requantise the accumulators as they are (not in model files: for tests)
+_ROUND_ONCE = const(16)  # in an op's kind: one rounding (sigma = 0)
+_FAST = const(32)  # in an op's kind: every shift s >= 5, stored as s - 5
+_DELTA = const(64)  # in an op's kind: column order, keeping its sums in the rings at c0
 _FEATURES = const(40)
-_BIAS_OFFSET = const(0x1000000)  # biases are stored + this, << 5, | the right shift
-_ACC0 = const(0x20000000)  # depthwise sums start here (kept non-negative)
+_BIAS_OFFSET = const(0x400000)  # biases are stored + this, << 8, | the shift byte
+_ACC0 = const(0x20202020)  # accumulators start here (kept non-negative; bytes 0x20: a ring's fill)
+_HALF = const(0x400000)  # the fast path's rounding term, 2**22
+_NEAR = const(0x20001)  # ... its largest error above, 2**17 + 1
+_WIN = const(0x40001)  # ... and the width of its uncertain window, _NEAR + 2**17
 
 
 SENSITIVITIES = ("low", "default", "high")
@@ -98,7 +126,6 @@ class Net:
         self._blob = model.blob
         self._rings = bytearray(model.rings_bytes)
         self._ops = model.ops_at
-        self._end = model.ops_at + _OP_WORDS * model.words[_H_NOPS]
         self.stride = model.stride
         self.reset()
 
@@ -118,26 +145,14 @@ class Net:
     @micropython.native
     def feed(self, feats):
         # feats: array("H") of the frontend's 40 values. True when the model was invoked.
-        _quantise(feats, self._rings, 0, self._ws)
         self._n += 1
         if self._n < self.stride:
+            _quantise(feats, self._rings, 0, self._ws)
             return False
         self._n = 0
         ws, blob, rings = self._ws, self._blob, self._rings
-        _advance(ws)
-        rec = self._ops
-        while rec < self._end:
-            kind = ws[rec] & 15
-            if kind == 0:
-                _dense(blob, rings, rec, ws)
-            else:
-                if kind == 1:
-                    _depthwise(blob, rings, ws, rec)
-                else:
-                    _sparse(blob, rec, ws, rings)
-                _requantise(ws, rec, blob, rings)
-            rec += _OP_WORDS
-        self.prob = _output(blob, rings, ws)
+        _quantise(feats, rings, 1, ws)
+        self.prob = _run(blob, self._ops, ws, rings)
         return True
 
 
@@ -152,7 +167,16 @@ def _fill(buf: ptr8, at: int, n: int, v: int):
 @micropython.viper
 def _quantise(f: ptr16, q: ptr8, u: int, ws: ptr32):
     # the next slot of the input ring (ring 0) <- the 40 features f, quantised
-    # (f: the features, q: the rings)
+    # (f: the features, q: the rings); u != 0: this feed invokes the model, so every
+    # other ring moves on to the slot this invocation writes
+    b = ptr32(uint(ws) + 4 * (_HEADER + _BUF_WORDS))
+    end = uint(ws) + 4 * (_HEADER + _BUF_WORDS * ws[_H_NBUF])
+    while u and uint(b) < end:
+        last = b[_B_LAST] + 1
+        if last == b[_B_FRAMES]:
+            last = 0
+        b[_B_LAST] = last
+        b = ptr32(uint(b) + 4 * _BUF_WORDS)
     b = ptr32(uint(ws) + 4 * _HEADER)
     u = b[_B_LAST] + 1
     if u == b[_B_FRAMES]:
@@ -169,363 +193,503 @@ def _quantise(f: ptr16, q: ptr8, u: int, ws: ptr32):
         if u > cap:
             u = cap
         q[0] = (u * mul + add) >> sh
-        q = ptr8(uint(q) + 1)
-        f = ptr16(uint(f) + 2)
-
-
-@micropython.viper
-def _advance(ws: ptr32):
-    # every ring but the input's moves on to the slot this invocation writes
-    b = ptr32(uint(ws) + 4 * (_HEADER + _BUF_WORDS))
-    end = uint(ws) + 4 * (_HEADER + _BUF_WORDS * ws[_H_NBUF])
-    while uint(b) < end:
-        last = b[_B_LAST] + 1
-        if last == b[_B_FRAMES]:
-            last = 0
-        b[_B_LAST] = last
-        b = ptr32(uint(b) + 4 * _BUF_WORDS)
-
-
-@micropython.viper
-def _dense(p: ptr8, q: ptr8, acc: int, ws: ptr32):
-    # p: the blob, q: the rings, acc: the op's word index. Per output channel: the sum of
-    # uint8 weight x uint8 input over the last K frames, all channels, - 128 x the
-    # inputs' sum + bias, requantised (as _requantise) into the op's output frame. The
-    # window is one or two runs of whole frames (ring wrap), each a multiple of 4 bytes:
-    # 16 at a time, then 8 and 4.
-    r = ptr32(uint(ws) + 4 * acc)
-    b = ptr32(uint(ws) + 4 * r[_O_SRC])
-    stride = b[_B_STRIDE]
-    k = r[_O_FRAMES]
-    first = b[_B_LAST] - k + 1
-    if first < 0:
-        first += b[_B_FRAMES]
-    d = ptr32(uint(ws) + 4 * r[_O_DST])
-    out = uint(q) + d[_B_BASE] + d[_B_LAST] * d[_B_STRIDE] + r[_O_DOFF]
-    base = uint(q) + b[_B_BASE]
-    x1 = base + first * stride
-    row = k * stride
-    n1 = row
-    if first + k > b[_B_FRAMES]:
-        n1 = (b[_B_FRAMES] - first) * stride
-    n2 = row - n1
-    e1 = x1 + n1
-    e2 = base + n2
-    s = 0
-    q = ptr8(x1)
-    while uint(q) < e1:
-        s += q[0] + q[1] + q[2] + q[3]
+        u = f[1]
+        if u > cap:
+            u = cap
+        q[1] = (u * mul + add) >> sh
+        u = f[2]
+        if u > cap:
+            u = cap
+        q[2] = (u * mul + add) >> sh
+        u = f[3]
+        if u > cap:
+            u = cap
+        q[3] = (u * mul + add) >> sh
         q = ptr8(uint(q) + 4)
-    q = ptr8(base)
-    while uint(q) < e2:
-        s += q[0] + q[1] + q[2] + q[3]
-        q = ptr8(uint(q) + 4)
-    corr = 128 * s + _BIAS_OFFSET
-    par = uint(p) + r[_O_PAR]
-    zp = r[_O_ZP]
-    lo = r[_O_LO]
-    hi = r[_O_HI]
-    relu = -_ACC0  # with a ReLU (lo = zp), any acc <= 0 gives lo
-    if lo == zp:
-        relu = 0
-    twice = 1  # 0: one rounding (_ROUND_ONCE)
-    if r[_O_KIND] & _ROUND_ONCE:
-        twice = 0
-    w = uint(p) + r[_O_W]
-    end = out + r[_O_COUT]
-    f1 = x1 + (n1 & -16)
-    t1 = n1 & 12
-    f2 = base + (n2 & -16)
-    t2 = n2 & 12
-    while out < end:
-        p = ptr8(w)
-        q = ptr8(x1)
-        acc = 0
-        while uint(q) < f1:
-            acc = p[0] * q[0] + acc
-            acc = p[1] * q[1] + acc
-            acc = p[2] * q[2] + acc
-            acc = p[3] * q[3] + acc
-            acc = p[4] * q[4] + acc
-            acc = p[5] * q[5] + acc
-            acc = p[6] * q[6] + acc
-            acc = p[7] * q[7] + acc
-            acc = p[8] * q[8] + acc
-            acc = p[9] * q[9] + acc
-            acc = p[10] * q[10] + acc
-            acc = p[11] * q[11] + acc
-            acc = p[12] * q[12] + acc
-            acc = p[13] * q[13] + acc
-            acc = p[14] * q[14] + acc
-            acc = p[15] * q[15] + acc
-            p = ptr8(uint(p) + 16)
-            q = ptr8(uint(q) + 16)
-        if t1 & 8:
-            acc = p[0] * q[0] + acc
-            acc = p[1] * q[1] + acc
-            acc = p[2] * q[2] + acc
-            acc = p[3] * q[3] + acc
-            acc = p[4] * q[4] + acc
-            acc = p[5] * q[5] + acc
-            acc = p[6] * q[6] + acc
-            acc = p[7] * q[7] + acc
-            p = ptr8(uint(p) + 8)
-            q = ptr8(uint(q) + 8)
-        if t1 & 4:
-            acc = p[0] * q[0] + acc
-            acc = p[1] * q[1] + acc
-            acc = p[2] * q[2] + acc
-            acc = p[3] * q[3] + acc
-            p = ptr8(uint(p) + 4)
-        if n2:
-            q = ptr8(base)
-            while uint(q) < f2:
-                acc = p[0] * q[0] + acc
-                acc = p[1] * q[1] + acc
-                acc = p[2] * q[2] + acc
-                acc = p[3] * q[3] + acc
-                acc = p[4] * q[4] + acc
-                acc = p[5] * q[5] + acc
-                acc = p[6] * q[6] + acc
-                acc = p[7] * q[7] + acc
-                acc = p[8] * q[8] + acc
-                acc = p[9] * q[9] + acc
-                acc = p[10] * q[10] + acc
-                acc = p[11] * q[11] + acc
-                acc = p[12] * q[12] + acc
-                acc = p[13] * q[13] + acc
-                acc = p[14] * q[14] + acc
-                acc = p[15] * q[15] + acc
-                p = ptr8(uint(p) + 16)
-                q = ptr8(uint(q) + 16)
-            if t2 & 8:
-                acc = p[0] * q[0] + acc
-                acc = p[1] * q[1] + acc
-                acc = p[2] * q[2] + acc
-                acc = p[3] * q[3] + acc
-                acc = p[4] * q[4] + acc
-                acc = p[5] * q[5] + acc
-                acc = p[6] * q[6] + acc
-                acc = p[7] * q[7] + acc
-                p = ptr8(uint(p) + 8)
-                q = ptr8(uint(q) + 8)
-            if t2 & 4:
-                acc = p[0] * q[0] + acc
-                acc = p[1] * q[1] + acc
-                acc = p[2] * q[2] + acc
-                acc = p[3] * q[3] + acc
-        acc = acc + (ptr32(par)[1] >> 5) - corr
-        if acc > relu:  # as _requantise
-            al = acc & 0x7FFF
-            acc += (acc >> 15) * ptr16(par)[1] + (((acc >> 15) * ptr16(par)[0] + al * ptr16(par)[1]
-                                                   + ((al * ptr16(par)[0]) >> 15)) >> 15)
-            if acc < -1:
-                acc -= twice << 1
-            al = ptr32(par)[1] & 31
-            acc = ((acc + (1 << al) + twice) >> (al + 1)) + zp
-            if acc < lo:
-                acc = lo
-            elif acc > hi:
-                acc = hi
-        else:
-            acc = lo
-        ptr8(out)[0] = acc
-        out += 1
-        par += 8
-        w += row
+        f = ptr16(uint(f) + 8)
 
 
 @micropython.viper
-def _sparse(p: ptr8, x: int, a: ptr32, q: ptr8):
-    # p: the blob, x: the op's word index, a: the program words, q: the rings. A dense op
-    # over mostly zero inputs (the features: about 80 % are 0 after quantisation), in
-    # column order: for each non-zero input byte x of the window, scratch[o] += w[i][o] x
-    # (weights [window byte][output]); 128 x the inputs' sum -> CORR. (About 11 x86
-    # instructions per multiply-add against the row order's 10, but zeros cost nothing.)
+def _run(p: ptr8, x: int, a: ptr32, q: ptr8) -> int:
+    # p: the blob, x: the first op's word index, a: the program words, q: the rings.
+    # Every op in order, in one call (a viper call costs about a thousand instructions):
+    # accumulate (a dense op: row order; the others: accumulators after the program, or a
+    # DELTA op's kept sums), then requantise into the op's output frame. Returns the
+    # logistic table at the output ring's one value: the probability, uint8.
     ws = uint(a)
-    r = ptr32(ws + 4 * x)
-    b = ptr32(ws + 4 * r[_O_SRC])
-    stride = b[_B_STRIDE]
-    k = r[_O_FRAMES]
-    first = b[_B_LAST] - k + 1
-    if first < 0:
-        first += b[_B_FRAMES]
-    base = uint(q) + b[_B_BASE]
-    src = base + first * stride
-    stop = src + k * stride
-    n2 = 0
-    if first + k > b[_B_FRAMES]:
-        stop = base + b[_B_FRAMES] * stride
-        n2 = k * stride - (stop - src)
-    cout = r[_O_COUT]
-    scr = ws + 4 * ptr32(ws)[_H_WORDS] + 4
-    end = scr + 4 * cout
-    end8 = scr + 4 * (cout & -8)
-    a = ptr32(scr)
-    while uint(a) < end:
-        a[0] = 0
-        a = ptr32(uint(a) + 4)
-    w = uint(p) + r[_O_W]
-    s = 0
-    while True:
-        while src < stop:
-            x = ptr8(src)[0]
-            if x:
-                s += x
+    blob = uint(p)
+    rings = uint(q)
+    rec = x
+    recs = x + _OP_WORDS * ptr32(ws)[_H_NOPS]
+    while rec < recs:
+        r = ptr32(ws + 4 * rec)
+        rec += _OP_WORDS
+        b = ptr32(ws + 4 * r[_O_SRC])
+        stride = b[_B_STRIDE]
+        frames = b[_B_FRAMES]
+        k = r[_O_FRAMES]
+        slot = b[_B_LAST] - k + 1
+        if slot < 0:
+            slot += frames
+        base = rings + b[_B_BASE]
+        d = ptr32(ws + 4 * r[_O_DST])
+        out = rings + d[_B_BASE] + d[_B_LAST] * d[_B_STRIDE] + r[_O_DOFF]
+        w = blob + r[_O_W]
+        par = blob + r[_O_PAR]
+        zp = r[_O_ZP]
+        lo = r[_O_LO]
+        hi = r[_O_HI]
+        twice = 1  # sigma's size: 0 with _ROUND_ONCE
+        if r[_O_KIND] & _ROUND_ONCE:
+            twice = 0
+        s0 = 0  # the shift byte + s0 = s
+        if r[_O_KIND] & _FAST:
+            s0 = 5
+        kind = r[_O_KIND] & 15
+        row = r[_O_COUT]  # output channels: a column op's row of weights per input byte
+        if kind == _DENSE:
+            # FULLY_CONNECTED: per output channel the sum of uint8 weight x uint8 input over
+            # the window (one or two runs of whole frames: the ring wraps; each a multiple
+            # of 4 bytes), - 128 x the inputs' sum + bias, requantised by the exact path
+            x1 = base + slot * stride
+            k *= stride  # bytes in the window
+            n1 = k
+            if slot * stride + k > frames * stride:
+                n1 = (frames - slot) * stride
+            n2 = k - n1
+            s = 0
+            a = ptr32(x1)
+            while uint(a) < x1 + n1:
+                s += ptr8(a)[0] + ptr8(a)[1] + ptr8(a)[2] + ptr8(a)[3]
+                a = ptr32(uint(a) + 4)
+            a = ptr32(base)
+            while uint(a) < base + n2:
+                s += ptr8(a)[0] + ptr8(a)[1] + ptr8(a)[2] + ptr8(a)[3]
+                a = ptr32(uint(a) + 4)
+            corr = 128 * s + _BIAS_OFFSET
+            f1 = x1 + (n1 & -16)
+            f2 = base + (n2 & -16)
+            end = out + row
+            while out < end:
                 p = ptr8(w)
+                a = ptr32(x1)
+                x = 0
+                while uint(a) < f1:
+                    x = p[0] * ptr8(a)[0] + x
+                    x = p[1] * ptr8(a)[1] + x
+                    x = p[2] * ptr8(a)[2] + x
+                    x = p[3] * ptr8(a)[3] + x
+                    x = p[4] * ptr8(a)[4] + x
+                    x = p[5] * ptr8(a)[5] + x
+                    x = p[6] * ptr8(a)[6] + x
+                    x = p[7] * ptr8(a)[7] + x
+                    x = p[8] * ptr8(a)[8] + x
+                    x = p[9] * ptr8(a)[9] + x
+                    x = p[10] * ptr8(a)[10] + x
+                    x = p[11] * ptr8(a)[11] + x
+                    x = p[12] * ptr8(a)[12] + x
+                    x = p[13] * ptr8(a)[13] + x
+                    x = p[14] * ptr8(a)[14] + x
+                    x = p[15] * ptr8(a)[15] + x
+                    p = ptr8(uint(p) + 16)
+                    a = ptr32(uint(a) + 16)
+                if n1 & 8:
+                    x = p[0] * ptr8(a)[0] + x
+                    x = p[1] * ptr8(a)[1] + x
+                    x = p[2] * ptr8(a)[2] + x
+                    x = p[3] * ptr8(a)[3] + x
+                    x = p[4] * ptr8(a)[4] + x
+                    x = p[5] * ptr8(a)[5] + x
+                    x = p[6] * ptr8(a)[6] + x
+                    x = p[7] * ptr8(a)[7] + x
+                    p = ptr8(uint(p) + 8)
+                    a = ptr32(uint(a) + 8)
+                if n1 & 4:
+                    x = p[0] * ptr8(a)[0] + x
+                    x = p[1] * ptr8(a)[1] + x
+                    x = p[2] * ptr8(a)[2] + x
+                    x = p[3] * ptr8(a)[3] + x
+                    p = ptr8(uint(p) + 4)
+                if n2:
+                    a = ptr32(base)
+                    while uint(a) < f2:
+                        x = p[0] * ptr8(a)[0] + x
+                        x = p[1] * ptr8(a)[1] + x
+                        x = p[2] * ptr8(a)[2] + x
+                        x = p[3] * ptr8(a)[3] + x
+                        x = p[4] * ptr8(a)[4] + x
+                        x = p[5] * ptr8(a)[5] + x
+                        x = p[6] * ptr8(a)[6] + x
+                        x = p[7] * ptr8(a)[7] + x
+                        x = p[8] * ptr8(a)[8] + x
+                        x = p[9] * ptr8(a)[9] + x
+                        x = p[10] * ptr8(a)[10] + x
+                        x = p[11] * ptr8(a)[11] + x
+                        x = p[12] * ptr8(a)[12] + x
+                        x = p[13] * ptr8(a)[13] + x
+                        x = p[14] * ptr8(a)[14] + x
+                        x = p[15] * ptr8(a)[15] + x
+                        p = ptr8(uint(p) + 16)
+                        a = ptr32(uint(a) + 16)
+                    if n2 & 8:
+                        x = p[0] * ptr8(a)[0] + x
+                        x = p[1] * ptr8(a)[1] + x
+                        x = p[2] * ptr8(a)[2] + x
+                        x = p[3] * ptr8(a)[3] + x
+                        x = p[4] * ptr8(a)[4] + x
+                        x = p[5] * ptr8(a)[5] + x
+                        x = p[6] * ptr8(a)[6] + x
+                        x = p[7] * ptr8(a)[7] + x
+                        p = ptr8(uint(p) + 8)
+                        a = ptr32(uint(a) + 8)
+                    if n2 & 4:
+                        x = p[0] * ptr8(a)[0] + x
+                        x = p[1] * ptr8(a)[1] + x
+                        x = p[2] * ptr8(a)[2] + x
+                        x = p[3] * ptr8(a)[3] + x
+                        p = ptr8(uint(p) + 4)
+                p = ptr8(par)
+                x = x + (ptr32(p)[1] >> 8) - corr
+                t = x >> 15
+                s = x & 0x7FFF
+                t = x + t * (ptr16(p)[0] - 0x8000) + ((t * ptr16(p)[1] + s * (ptr16(p)[0] - 0x8000)
+                                                        + ((s * ptr16(p)[1]) >> 15)) >> 15)
+                if x < 0:
+                    t -= twice << 1
+                s = p[4] + s0
+                x = ((t + (1 << s) + twice) >> (s + 1)) + zp
+                if x < lo:
+                    x = lo
+                elif x > hi:
+                    x = hi
+                ptr8(out)[0] = x
+                out += 1
+                par += 8
+                w += k
+            continue
+        cout = (row + 3) & -4  # padded (a column op reads on past its last row for those)
+        scr = ws + 4 * ptr32(ws)[_H_WORDS]
+        lst = scr + 4 * ptr32(ws)[_H_MAXC]  # the exact path's list (uint16 offsets)
+        delta = r[_O_KIND] & _DELTA
+        if delta:
+            scr = rings + r[_O_C0] + 4  # the kept sums (the inputs' sum before them)
+        end = scr + 4 * cout
+        end16 = scr + 4 * (cout & -16)
+        a = ptr32(scr)
+        while not delta and kind != _GIVEN and uint(a) < end:
+            a[0] = _ACC0
+            a[1] = _ACC0
+            a[2] = _ACC0
+            a[3] = _ACC0
+            a = ptr32(uint(a) + 16)
+        corr = _ACC0 + _BIAS_OFFSET
+        if kind == _DEPTHWISE:
+            # frame by frame over the window, channel c0 + i of each frame into accumulator
+            # i; inputs are ReLU outputs, often zero (uint8 0): skip those
+            base += r[_O_C0]
+            while k:
+                p = ptr8(w)
+                x = int(base) + slot * stride
                 a = ptr32(scr)
-                while uint(a) < end8:
-                    a[0] = p[0] * x + a[0]
-                    a[1] = p[1] * x + a[1]
-                    a[2] = p[2] * x + a[2]
-                    a[3] = p[3] * x + a[3]
-                    a[4] = p[4] * x + a[4]
-                    a[5] = p[5] * x + a[5]
-                    a[6] = p[6] * x + a[6]
-                    a[7] = p[7] * x + a[7]
+                while uint(a) < end16:
+                    if ptr8(x)[0]:
+                        a[0] = (p[0] - 128) * ptr8(x)[0] + a[0]
+                    if ptr8(x)[1]:
+                        a[1] = (p[1] - 128) * ptr8(x)[1] + a[1]
+                    if ptr8(x)[2]:
+                        a[2] = (p[2] - 128) * ptr8(x)[2] + a[2]
+                    if ptr8(x)[3]:
+                        a[3] = (p[3] - 128) * ptr8(x)[3] + a[3]
+                    if ptr8(x)[4]:
+                        a[4] = (p[4] - 128) * ptr8(x)[4] + a[4]
+                    if ptr8(x)[5]:
+                        a[5] = (p[5] - 128) * ptr8(x)[5] + a[5]
+                    if ptr8(x)[6]:
+                        a[6] = (p[6] - 128) * ptr8(x)[6] + a[6]
+                    if ptr8(x)[7]:
+                        a[7] = (p[7] - 128) * ptr8(x)[7] + a[7]
+                    if ptr8(x)[8]:
+                        a[8] = (p[8] - 128) * ptr8(x)[8] + a[8]
+                    if ptr8(x)[9]:
+                        a[9] = (p[9] - 128) * ptr8(x)[9] + a[9]
+                    if ptr8(x)[10]:
+                        a[10] = (p[10] - 128) * ptr8(x)[10] + a[10]
+                    if ptr8(x)[11]:
+                        a[11] = (p[11] - 128) * ptr8(x)[11] + a[11]
+                    if ptr8(x)[12]:
+                        a[12] = (p[12] - 128) * ptr8(x)[12] + a[12]
+                    if ptr8(x)[13]:
+                        a[13] = (p[13] - 128) * ptr8(x)[13] + a[13]
+                    if ptr8(x)[14]:
+                        a[14] = (p[14] - 128) * ptr8(x)[14] + a[14]
+                    if ptr8(x)[15]:
+                        a[15] = (p[15] - 128) * ptr8(x)[15] + a[15]
+                    a = ptr32(uint(a) + 64)
+                    p = ptr8(uint(p) + 16)
+                    x += 16
+                if cout & 8:
+                    if ptr8(x)[0]:
+                        a[0] = (p[0] - 128) * ptr8(x)[0] + a[0]
+                    if ptr8(x)[1]:
+                        a[1] = (p[1] - 128) * ptr8(x)[1] + a[1]
+                    if ptr8(x)[2]:
+                        a[2] = (p[2] - 128) * ptr8(x)[2] + a[2]
+                    if ptr8(x)[3]:
+                        a[3] = (p[3] - 128) * ptr8(x)[3] + a[3]
+                    if ptr8(x)[4]:
+                        a[4] = (p[4] - 128) * ptr8(x)[4] + a[4]
+                    if ptr8(x)[5]:
+                        a[5] = (p[5] - 128) * ptr8(x)[5] + a[5]
+                    if ptr8(x)[6]:
+                        a[6] = (p[6] - 128) * ptr8(x)[6] + a[6]
+                    if ptr8(x)[7]:
+                        a[7] = (p[7] - 128) * ptr8(x)[7] + a[7]
                     a = ptr32(uint(a) + 32)
                     p = ptr8(uint(p) + 8)
+                    x += 8
                 if cout & 4:
-                    a[0] = p[0] * x + a[0]
-                    a[1] = p[1] * x + a[1]
-                    a[2] = p[2] * x + a[2]
-                    a[3] = p[3] * x + a[3]
-                    a = ptr32(uint(a) + 16)
-                    p = ptr8(uint(p) + 4)
-                if cout & 2:
-                    a[0] = p[0] * x + a[0]
-                    a[1] = p[1] * x + a[1]
-                    a = ptr32(uint(a) + 8)
-                    p = ptr8(uint(p) + 2)
-                if cout & 1:
-                    a[0] = p[0] * x + a[0]
-            w += cout
-            src += 1
-        if not n2:
-            break
-        src = base
-        stop = base + n2
-        n2 = 0
-    ptr32(scr - 4)[0] = 128 * s
-
-
-@micropython.viper
-def _depthwise(p: ptr8, q: ptr8, a: ptr32, rec: int):
-    # p: the blob, q: the rings, a: the program words, rec: the op's word index.
-    # Accumulators (_ACC0 + sum of int8 weight x uint8 input over the last K frames of
-    # channels c0 ..) -> scratch, frame by frame; CORR = _ACC0.
-    ws = uint(a)
-    r = ptr32(ws + 4 * rec)
-    b = ptr32(ws + 4 * r[_O_SRC])
-    stride = b[_B_STRIDE]
-    frames = b[_B_FRAMES]
-    k = r[_O_FRAMES]
-    slot = b[_B_LAST] - k + 1
-    if slot < 0:
-        slot += frames
-    base = uint(q) + b[_B_BASE] + r[_O_C0]
-    cout = r[_O_COUT]
-    w = uint(p) + r[_O_W]
-    scr = ws + 4 * ptr32(ws)[_H_WORDS]
-    ptr32(scr)[0] = _ACC0
-    scr += 4
-    end = scr + 4 * cout
-    end8 = scr + 4 * (cout & -8)
-    a = ptr32(scr)
-    while uint(a) < end:
-        a[0] = _ACC0
-        a = ptr32(uint(a) + 4)
-    f = 0
-    while f < k:
-        p = ptr8(w)
-        q = ptr8(base + slot * stride)
+                    if ptr8(x)[0]:
+                        a[0] = (p[0] - 128) * ptr8(x)[0] + a[0]
+                    if ptr8(x)[1]:
+                        a[1] = (p[1] - 128) * ptr8(x)[1] + a[1]
+                    if ptr8(x)[2]:
+                        a[2] = (p[2] - 128) * ptr8(x)[2] + a[2]
+                    if ptr8(x)[3]:
+                        a[3] = (p[3] - 128) * ptr8(x)[3] + a[3]
+                w += cout
+                slot += 1
+                if slot == frames:
+                    slot = 0
+                k -= 1
+        elif delta:
+            # the sums are brought up to date with the inputs that changed since the last
+            # invocation: the ring's other slot holds the previous frame
+            x = slot - 1
+            if x < 0:
+                x += frames
+            off = (x - slot) * stride
+            p = ptr8(base + slot * stride)
+            run = uint(p)
+            stop = run + stride
+            s = ptr32(scr - 4)[0]
+            while uint(p) < stop:
+                x = p[0] - ptr8(uint(p) + off)[0]
+                if x:
+                    s += x
+                    at = uint(p)
+                    p = ptr8(w + (at - run) * row)
+                    a = ptr32(scr)
+                    while uint(a) < end16:
+                        a[0] = p[0] * x + a[0]
+                        a[1] = p[1] * x + a[1]
+                        a[2] = p[2] * x + a[2]
+                        a[3] = p[3] * x + a[3]
+                        a[4] = p[4] * x + a[4]
+                        a[5] = p[5] * x + a[5]
+                        a[6] = p[6] * x + a[6]
+                        a[7] = p[7] * x + a[7]
+                        a[8] = p[8] * x + a[8]
+                        a[9] = p[9] * x + a[9]
+                        a[10] = p[10] * x + a[10]
+                        a[11] = p[11] * x + a[11]
+                        a[12] = p[12] * x + a[12]
+                        a[13] = p[13] * x + a[13]
+                        a[14] = p[14] * x + a[14]
+                        a[15] = p[15] * x + a[15]
+                        a = ptr32(uint(a) + 64)
+                        p = ptr8(uint(p) + 16)
+                    if cout & 8:
+                        a[0] = p[0] * x + a[0]
+                        a[1] = p[1] * x + a[1]
+                        a[2] = p[2] * x + a[2]
+                        a[3] = p[3] * x + a[3]
+                        a[4] = p[4] * x + a[4]
+                        a[5] = p[5] * x + a[5]
+                        a[6] = p[6] * x + a[6]
+                        a[7] = p[7] * x + a[7]
+                        a = ptr32(uint(a) + 32)
+                        p = ptr8(uint(p) + 8)
+                    if cout & 4:
+                        a[0] = p[0] * x + a[0]
+                        a[1] = p[1] * x + a[1]
+                        a[2] = p[2] * x + a[2]
+                        a[3] = p[3] * x + a[3]
+                    p = ptr8(at)
+                p = ptr8(uint(p) + 1)
+            ptr32(scr - 4)[0] = s
+            corr += 128 * (s - _ACC0)
+        elif kind == _COLUMN:
+            # for each input byte of the window (one or two runs: the ring wraps) that is not
+            # the zero point z: accumulator[o] += weight[byte][o] (u - z); 128 x their sum ->
+            # corr. p scans the window; at a byte to use, it moves to that byte's weights and
+            # back.
+            z = r[_O_C0]
+            p = ptr8(base + slot * stride)
+            run = uint(p)  # where this run starts; w: its weights
+            stop = run + k * stride
+            n2 = 0
+            if slot + k > frames:
+                stop = base + frames * stride
+                n2 = k * stride - (stop - run)
+            s = 0
+            while True:
+                while uint(p) < stop:
+                    x = p[0] - z
+                    if x:
+                        s += x
+                        at = uint(p)
+                        p = ptr8(w + (at - run) * row)
+                        a = ptr32(scr)
+                        while uint(a) < end16:
+                            a[0] = p[0] * x + a[0]
+                            a[1] = p[1] * x + a[1]
+                            a[2] = p[2] * x + a[2]
+                            a[3] = p[3] * x + a[3]
+                            a[4] = p[4] * x + a[4]
+                            a[5] = p[5] * x + a[5]
+                            a[6] = p[6] * x + a[6]
+                            a[7] = p[7] * x + a[7]
+                            a[8] = p[8] * x + a[8]
+                            a[9] = p[9] * x + a[9]
+                            a[10] = p[10] * x + a[10]
+                            a[11] = p[11] * x + a[11]
+                            a[12] = p[12] * x + a[12]
+                            a[13] = p[13] * x + a[13]
+                            a[14] = p[14] * x + a[14]
+                            a[15] = p[15] * x + a[15]
+                            a = ptr32(uint(a) + 64)
+                            p = ptr8(uint(p) + 16)
+                        if cout & 8:
+                            a[0] = p[0] * x + a[0]
+                            a[1] = p[1] * x + a[1]
+                            a[2] = p[2] * x + a[2]
+                            a[3] = p[3] * x + a[3]
+                            a[4] = p[4] * x + a[4]
+                            a[5] = p[5] * x + a[5]
+                            a[6] = p[6] * x + a[6]
+                            a[7] = p[7] * x + a[7]
+                            a = ptr32(uint(a) + 32)
+                            p = ptr8(uint(p) + 8)
+                        if cout & 4:
+                            a[0] = p[0] * x + a[0]
+                            a[1] = p[1] * x + a[1]
+                            a[2] = p[2] * x + a[2]
+                            a[3] = p[3] * x + a[3]
+                        p = ptr8(at)
+                    p = ptr8(uint(p) + 1)
+                if not n2:
+                    break
+                w += (stop - run) * row
+                p = ptr8(base)
+                run = base
+                stop = base + n2
+                n2 = 0
+            corr += 128 * s
+        # (_GIVEN: the accumulators are already there; tests requantise any value this way)
+        # Requantise, 4 channels at a time: a walks the accumulators, p the parameters (8
+        # bytes per channel: u16 M >> 15, u16 M & 0x7FFF, u32 ((bias + _BIAS_OFFSET) << 8) |
+        # the shift byte), out the output frame. Where the fast path cannot answer, the
+        # accumulator's offset goes on a list for the exact path.
+        # The fast path's range: t in [tlo, tlo + span) keeps y + zp within lo..hi without
+        # a clamp: for |t| < k 2**7, acc M / 2**(31 + s) is within (-k, k), so -k <= y <= k
+        room = hi - zp
+        relu = 0  # with a ReLU (lo = zp), t <= 0 means acc < 2**(s - 7), so y <= 0: lo
+        if lo != zp:
+            relu = -0x3FFFFFFF
+            if zp - lo < room:
+                room = zp - lo
+        k = 128  # (room < 256)
+        while k > room:
+            k >>= 1
+        k <<= 7
+        tlo = 1 - k  # t in (-k, k), or (0, k) with a ReLU
+        if relu == 0:
+            tlo = 1
+        span = uint(k - tlo)
+        if k <= tlo or not s0:  # (room 0: y must be 0; no _FAST: the exact path only)
+            span = uint(0)
+        n = lst
+        p = ptr8(par)
         a = ptr32(scr)
-        while uint(a) < end8:  # ReLU outputs (uint8 0) are often zero: skip those
-            if q[0]:
-                a[0] = (p[0] - 128) * q[0] + a[0]
-            if q[1]:
-                a[1] = (p[1] - 128) * q[1] + a[1]
-            if q[2]:
-                a[2] = (p[2] - 128) * q[2] + a[2]
-            if q[3]:
-                a[3] = (p[3] - 128) * q[3] + a[3]
-            if q[4]:
-                a[4] = (p[4] - 128) * q[4] + a[4]
-            if q[5]:
-                a[5] = (p[5] - 128) * q[5] + a[5]
-            if q[6]:
-                a[6] = (p[6] - 128) * q[6] + a[6]
-            if q[7]:
-                a[7] = (p[7] - 128) * q[7] + a[7]
-            a = ptr32(uint(a) + 32)
-            p = ptr8(uint(p) + 8)
-            q = ptr8(uint(q) + 8)
-        if cout & 4:
-            if q[0]:
-                a[0] = (p[0] - 128) * q[0] + a[0]
-            if q[1]:
-                a[1] = (p[1] - 128) * q[1] + a[1]
-            if q[2]:
-                a[2] = (p[2] - 128) * q[2] + a[2]
-            if q[3]:
-                a[3] = (p[3] - 128) * q[3] + a[3]
-        w += cout
-        slot += 1
-        if slot == frames:
-            slot = 0
-        f += 1
-
-
-@micropython.viper
-def _requantise(a: ptr32, x: int, par: ptr32, q: ptr8):
-    # a: the program words, x: the op's word index, par: the blob, q: the rings.
-    # Scratch accumulators - CORR + bias -> MultiplyByQuantizedMultiplier + zero point,
-    # clamped -> the op's output frame (uint8). With M = 2**30 + w and s the right shift,
-    # X = floor(acc M / 2**30) and MBQM = (X + 2**s + 1 - 2 [X < -1]) >> (s + 1): the two
-    # roundings of SaturatingRoundingDoublingHighMul and RoundingDivideByPOT in one shift.
-    # With _ROUND_ONCE (BUILTIN_REF's FULLY_CONNECTED): (X + 2**s) >> (s + 1).
-    ws = uint(a)
-    r = ptr32(ws + 4 * x)
-    d = ptr32(ws + 4 * r[_O_DST])
-    out = uint(q) + d[_B_BASE] + d[_B_LAST] * d[_B_STRIDE] + r[_O_DOFF]
-    a = ptr32(ws + 4 * ptr32(ws)[_H_WORDS])
-    corr = a[0] + _BIAS_OFFSET
-    a = ptr32(uint(a) + 4)
-    par = ptr32(uint(par) + r[_O_PAR])
-    zp = r[_O_ZP]
-    lo = r[_O_LO]
-    hi = r[_O_HI]
-    relu = -_ACC0  # with a ReLU (lo = zp), any acc <= 0 gives lo
-    if lo == zp:
-        relu = 0
-    twice = 1  # 0: one rounding (_ROUND_ONCE)
-    if r[_O_KIND] & _ROUND_ONCE:
-        twice = 0
-    end = uint(a) + 4 * r[_O_COUT]
-    while uint(a) < end:
-        x = a[0] + (par[1] >> 5) - corr
-        if x > relu:
-            al = x & 0x7FFF
-            x += (x >> 15) * ptr16(par)[1] + (((x >> 15) * ptr16(par)[0] + al * ptr16(par)[1]
-                                               + ((al * ptr16(par)[0]) >> 15)) >> 15)
-            if x < -1:
-                x -= twice << 1
-            w = par[1] & 31
-            x = ((x + (1 << w) + twice) >> (w + 1)) + zp
+        at = out
+        while uint(a) < end:
+            x = a[0] + (ptr32(p)[1] >> 8) - corr
+            x = (x << 2) >> p[4]
+            if uint(x - tlo) < span:
+                x = x * ptr16(p)[0] + ((x * ptr16(p)[1]) >> 15) + _HALF
+                if ((x + _NEAR) & 0x7FFFFF) >= _WIN:
+                    ptr8(out)[0] = (x >> 23) + zp
+                else:
+                    ptr16(n)[0] = uint(a) - scr
+                    n += 2
+            elif x <= relu:
+                ptr8(out)[0] = lo
+            else:
+                ptr16(n)[0] = uint(a) - scr
+                n += 2
+            x = a[1] + (ptr32(p)[3] >> 8) - corr
+            x = (x << 2) >> p[12]
+            if uint(x - tlo) < span:
+                x = x * ptr16(p)[4] + ((x * ptr16(p)[5]) >> 15) + _HALF
+                if ((x + _NEAR) & 0x7FFFFF) >= _WIN:
+                    ptr8(out)[1] = (x >> 23) + zp
+                else:
+                    ptr16(n)[0] = uint(a) - scr + 4
+                    n += 2
+            elif x <= relu:
+                ptr8(out)[1] = lo
+            else:
+                ptr16(n)[0] = uint(a) - scr + 4
+                n += 2
+            x = a[2] + (ptr32(p)[5] >> 8) - corr
+            x = (x << 2) >> p[20]
+            if uint(x - tlo) < span:
+                x = x * ptr16(p)[8] + ((x * ptr16(p)[9]) >> 15) + _HALF
+                if ((x + _NEAR) & 0x7FFFFF) >= _WIN:
+                    ptr8(out)[2] = (x >> 23) + zp
+                else:
+                    ptr16(n)[0] = uint(a) - scr + 8
+                    n += 2
+            elif x <= relu:
+                ptr8(out)[2] = lo
+            else:
+                ptr16(n)[0] = uint(a) - scr + 8
+                n += 2
+            x = a[3] + (ptr32(p)[7] >> 8) - corr
+            x = (x << 2) >> p[28]
+            if uint(x - tlo) < span:
+                x = x * ptr16(p)[12] + ((x * ptr16(p)[13]) >> 15) + _HALF
+                if ((x + _NEAR) & 0x7FFFFF) >= _WIN:
+                    ptr8(out)[3] = (x >> 23) + zp
+                else:
+                    ptr16(n)[0] = uint(a) - scr + 12
+                    n += 2
+            elif x <= relu:
+                ptr8(out)[3] = lo
+            else:
+                ptr16(n)[0] = uint(a) - scr + 12
+                n += 2
+            a = ptr32(uint(a) + 16)
+            p = ptr8(uint(p) + 32)
+            out += 4
+        # exact: X = floor(acc M / 2**30), y = (X + 2**s + sigma) >> (s + 1), clamped
+        while lst < n:
+            k = ptr16(lst)[0]
+            p = ptr8(par + 2 * k)
+            x = ptr32(scr + k)[0] + (ptr32(p)[1] >> 8) - corr
+            t = x >> 15
+            s = x & 0x7FFF
+            t = x + t * (ptr16(p)[0] - 0x8000) + ((t * ptr16(p)[1] + s * (ptr16(p)[0] - 0x8000)
+                                                    + ((s * ptr16(p)[1]) >> 15)) >> 15)
+            if x < 0:
+                t -= twice << 1
+            s = p[4] + s0
+            x = ((t + (1 << s) + twice) >> (s + 1)) + zp
             if x < lo:
                 x = lo
             elif x > hi:
                 x = hi
-        else:
-            x = lo
-        ptr8(out)[0] = x
-        out += 1
-        a = ptr32(uint(a) + 4)
-        par = ptr32(uint(par) + 8)
-
-
-@micropython.viper
-def _output(p: ptr8, q: ptr8, ws: ptr32) -> int:
-    # the logistic table at the output ring's one value: the probability, uint8
-    b = ptr32(uint(ws) + 4 * ws[_H_OUTBUF])
-    return p[ws[_H_TABLE] + q[b[_B_BASE]]]
+            ptr8(at + (k >> 2))[0] = x
+            lst += 2
+    b = ptr32(ws + 4 * ptr32(ws)[_H_OUTBUF])
+    return ptr8(blob)[ptr32(ws)[_H_TABLE] + ptr8(rings)[b[_B_BASE]]]

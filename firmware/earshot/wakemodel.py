@@ -3,7 +3,7 @@
 # Anything wrong raises ModelError with one line; the board then falls back to
 # push-to-talk.
 #
-# File: b"EWN1", u32 n, n bytes of JSON metadata (space-padded to a multiple of 4), then
+# File: b"EWN2", u32 n, n bytes of JSON metadata (space-padded to a multiple of 4), then
 # `program` int32 words, then `blob` bytes; adler32 of program + blob in the metadata.
 # The program (all words 0 <= w < 2**31: ptr32 loads read them the same on every port):
 #   header  16 words: ops, rings, stride (feature frames per invocation), the input
@@ -12,21 +12,25 @@
 #           of any op, the program's length in words
 #   rings   6 words each: byte offset in the ring state, bytes per frame (channels padded
 #           to 4), frames, the slot of the newest frame, its initial value, and the initial
-#           content (a byte value 0..255, or 256 + the blob offset of all the ring's bytes)
-#   ops     12 words each: kind (0 dense, 1 depthwise, 2 dense in column order; + 16:
-#           requantise with one rounding, as BUILTIN_REF's FULLY_CONNECTED does), source
-#           ring, frames, first channel (depthwise), blob offset of the weights (uint8 =
-#           int8 + 128; dense [out][frames][channels], depthwise [frames][channels], column
-#           order [frames][channels][out]), output channels, blob offset of the
-#           per-channel parameters, destination ring, its first channel, output zero point,
-#           clamp low and high (all + 128)
+#           content (a byte value 0..255, or 256 + the blob offset of all the ring's bytes);
+#           a DELTA op's kept sums are a one-frame ring of their own
+#   ops     12 words each: kind (0 dense, the last op only: FULLY_CONNECTED; 1 depthwise;
+#           2 convolution in column order; flags: 16 requantise with one rounding, as
+#           BUILTIN_REF's FULLY_CONNECTED does; 32 FAST, every shift >= 5; 64 DELTA, a column
+#           op over one frame that keeps its sums), source ring, frames, c0 (depthwise: the
+#           first channel; column order: the input zero point + 128; DELTA: the byte offset
+#           of its sums in the ring state), blob offset of the weights (uint8 = int8 + 128;
+#           dense [out][frames][channels], depthwise [frames][channels], column order
+#           [frames][channels][out]), output channels (padded to 4 but dense), blob offset
+#           of the per-channel parameters, destination ring, its first channel, output zero
+#           point, clamp low and high (all + 128)
 #   last    bytes of ring state
-# Per-channel parameters, 2 words: M - 2**30 (TFLite's multiplier, 2**30 <= M < 2**31) as
-# two uint16 15-bit limbs (low first), and ((bias + 2**24) << 5) | s (the right shift,
-# 1..29), the bias with the input zero point folded in.
-# The loader keeps the program in an int32 array with room after it for the runtime:
-# CORR (what the requantiser subtracts from every accumulator), then one accumulator per
-# output channel. One Net per Model: the Net keeps its ring positions there too.
+# Per-channel parameters, 8 bytes: u16 M >> 15, u16 M & 0x7FFF (M: TFLite's multiplier,
+# 2**30 <= M < 2**31), u32 ((bias + 2**22) << 8) | the right shift s (1..29; s - 5 in a
+# FAST op), the bias with the input zero point folded in (not in column order).
+# The loader keeps the program in an int32 array with room after it for the runtime: an
+# accumulator per output channel, then a uint16 per channel (the exact requantiser's list).
+# One Net per Model: the Net keeps its ring positions there too.
 import array
 import json
 
@@ -35,8 +39,8 @@ from earshot.inference import SENSITIVITIES, Model
 import micropython
 from micropython import const
 
-MAGIC = b"EWN1"
-VERSION = 1
+MAGIC = b"EWN2"
+VERSION = 2
 EXT = ".eww"  # a model named in settings without an extension is NAME.eww
 
 _MAX_META = const(8192)
@@ -76,8 +80,9 @@ O_LO = const(10)
 O_HI = const(11)
 OP_WORDS = const(12)
 FEATURES = const(40)
-EXTRA = const(1)  # CORR
 ROUND_ONCE = const(16)  # kind flag: one rounding in the requantisation (FULLY_CONNECTED), not two
+FAST = const(32)  # kind flag: every channel's shift is >= 5 and stored - 5 (the fast requantiser)
+DELTA = const(64)  # kind flag: a column op keeping its sums in the ring state at c0
 
 
 class ModelError(Exception):
@@ -132,7 +137,7 @@ def _parse(f, path):
     if _adler(words, 4 * nw, blob, nb) != meta["adler32"]:
         raise ModelError("%s is corrupted: checksum mismatch" % path)
     _check_program(words, nw, nb, path)
-    words.extend(array.array("i", bytes(4 * (EXTRA + words[H_MAXC]))))
+    words.extend(array.array("i", bytes(4 * (words[H_MAXC] + (words[H_MAXC] + 1) // 2))))
     return Model(meta, words, blob)
 
 
@@ -195,7 +200,9 @@ def _check_program(w, nw, nb, path):
         _bad(path, "the input ring cannot take %d frames of %d features" % (w[H_STRIDE], FEATURES))
     _ring_word(w, w[H_OUTBUF], nbuf, path)
     for o in range(HEADER + BUF_WORDS * nbuf, nw - 1, OP_WORDS):
-        _check_op(w, o, nbuf, maxc, nb, path)
+        _check_op(w, o, nbuf, maxc, nb, rings, path)
+        if (w[o] & 15 == 0) != (o == nw - 1 - OP_WORDS):
+            _bad(path, "the dense op is not the last one")
 
 
 def _ring_word(w, at, nbuf, path):
@@ -204,20 +211,27 @@ def _ring_word(w, at, nbuf, path):
     return w[at:at + BUF_WORDS]
 
 
-def _check_op(w, o, nbuf, maxc, nb, path):
+def _check_op(w, o, nbuf, maxc, nb, rings, path):
     kind, src, frames, c0, wt, cout, par, dst, doff, zp, lo, hi = w[o:o + OP_WORDS]
-    kind &= ~ROUND_ONCE
+    delta = kind & DELTA
+    kind &= ~(ROUND_ONCE | FAST | DELTA)
     s = _ring_word(w, src, nbuf, path)
     d = _ring_word(w, dst, nbuf, path)
-    ok = 1 <= frames <= s[B_FRAMES] and 1 <= cout <= maxc and par % 4 == 0 and par + 8 * cout <= nb \
-        and doff + cout <= d[B_STRIDE] and zp <= 255 and lo <= hi <= 255
+    pad = cout if kind == 0 else (cout + 3) // 4 * 4  # the runtime's channels, padded to 4
+    ok = 1 <= frames <= s[B_FRAMES] and 1 <= pad <= maxc and par % 4 == 0 and par + 8 * pad <= nb \
+        and doff + pad <= d[B_STRIDE] and zp <= 255 and lo <= hi <= 255
     if kind == 0:
         ok = ok and c0 == 0 and wt + cout * frames * s[B_STRIDE] <= nb
-    elif kind == 2:
-        ok = ok and c0 == 0 and wt + cout * frames * s[B_STRIDE] <= nb
+    elif kind == 2 and delta:  # the previous frame and the sums (and their inputs' sum)
+        ok = ok and frames == 1 and s[B_FRAMES] >= 2 and wt + cout * s[B_STRIDE] + pad - cout <= nb \
+            and c0 % 4 == 0 and c0 + 4 * (pad + 1) <= rings
+    elif kind == 2:  # (the padding channels read on past the weights)
+        ok = ok and c0 <= 255 and wt + cout * frames * s[B_STRIDE] + pad - cout <= nb
     elif kind == 1:
-        ok = ok and cout % 4 == 0 and c0 % 4 == 0 and c0 + cout <= s[B_STRIDE] and wt + frames * cout <= nb
+        ok = ok and c0 % 4 == 0 and c0 + pad <= s[B_STRIDE] and wt + frames * pad <= nb
     else:
+        ok = False
+    if delta and kind != 2:
         ok = False
     if not ok:
         _bad(path, "op %d out of bounds" % ((o - HEADER - BUF_WORDS * nbuf) // OP_WORDS))

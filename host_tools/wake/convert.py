@@ -10,17 +10,22 @@
 #         with a K-frame kernel, the 1x1 CONV_2D with K = 1, FULLY_CONNECTED over a
 #         reshape of K frames); dw: out[c] = sum over the last K frames of channel c0 + c
 #         (DEPTHWISE_CONV_2D, one op per SPLIT_V group). Each writes one frame of its
-#         output ring, requantised as TFLite's reference kernels do. A dense op over the
-#         features is stored in column order (the board skips their many zeros).
+#         output ring, requantised as TFLite's reference kernels do. Convolutions are
+#         stored in column order: the board skips inputs equal to their zero point (most
+#         features), and a 1x1 over ops' outputs keeps its sums between invocations and
+#         adds only the inputs that changed (DELTA: its input ring keeps the previous
+#         frame). FULLY_CONNECTED runs last, in row order.
 # FULLY_CONNECTED's multiplier is input scale x weight scale in float32, then divided in
 # double (TFLite's GetQuantizedConvolutionMultipler); the convolutions' are in double.
 # Everything the board should not compute is done here: per-channel (multiplier, shift)
-# with TFLite's QuantizeMultiplier in double, zero points folded into the biases, the
+# with TFLite's QuantizeMultiplier in double, zero points folded into the biases (but
+# column order's, which the board subtracts from each input), whether an op's shifts
+# all allow the board's fast requantiser (FAST), the
 # LOGISTIC + QUANTIZE pair as one 256-entry table, the input quantisation of the
 # frontend's uint16 features, the initial streaming state, weights stored + 128.
 #
-# FILE FORMAT (version 1), little-endian:
-#   0   b"EWN1"
+# FILE FORMAT (version 2), little-endian:
+#   0   b"EWN2"
 #   4   u32 n: length of the JSON metadata that follows at 8
 #   8   n bytes of UTF-8 JSON, space-padded so that 8 + n is a multiple of 4
 #   8+n the program: int32 words (all of them 0 <= w < 2**31), metadata["program"] long
@@ -39,8 +44,8 @@ import numpy as np
 
 from host_tools.errors import CommandError
 
-MAGIC = b"EWN1"
-VERSION = 1
+MAGIC = b"EWN2"
+VERSION = 2
 BUNDLED = ("hey_jarvis", "okay_nabu", "alexa", "hey_mycroft")
 LICENCE_BUNDLED = "Apache-2.0; microWakeWord model by Kevin Ahrendt, shipped in pymicro-wakeword 2.5.0"
 SENSITIVITIES = ("low", "default", "high")
@@ -52,9 +57,14 @@ HEADER = 16
 H_NOPS, H_NBUF, H_STRIDE, H_QMUL, H_QADD, H_QSHIFT, H_QCAP, H_TABLE, H_OUTBUF, H_MAXC, H_WORDS = range(11)
 BUF_WORDS = 6  # base (byte offset in the rings), stride (bytes per frame), frames, last, last0, init
 OP_WORDS = 12  # kind, src, frames, c0, weights, cout, params, dst, doff, zp, lo, hi
-KIND_DENSE, KIND_DW, KIND_SPARSE = 0, 1, 2  # sparse: dense over the features, in column order
+KIND_DENSE, KIND_DW, KIND_COLUMN = 0, 1, 2  # column: dense in column order, skipping zero-point inputs
 ROUND_ONCE = 16  # kind flag: requantise with one rounding (FULLY_CONNECTED in BUILTIN_REF), not two
-BIAS_OFFSET = 1 << 24  # params: M - 2**30 as two 15-bit limbs, ((bias + BIAS_OFFSET) << 5) | right shift
+FAST = 32  # kind flag: every channel's right shift is >= FAST_MIN_SHIFT (the board's fast requantiser)
+FAST_MIN_SHIFT = 5
+DELTA = 64  # kind flag: a column op that keeps its sums in the ring state and adds the inputs that changed
+ACC0_BYTE = 0x20  # the board's accumulators start at 0x20202020 (kept non-negative)
+BIAS_OFFSET = 1 << 22  # params: u16 M >> 15, u16 M & 0x7FFF, ((bias + BIAS_OFFSET) << 8) | right shift
+#                        (below 2**31: a ptr32 load reads it the same on every port)
 ACC_LIMIT = 1 << 29  # |accumulator| below this: the board's 15-bit limbs stay in 32 bits
 MAX_FRAMES_X_CHANNELS = 4096  # per op window: keeps every board sum below 2**28
 
@@ -231,6 +241,7 @@ class _Ring:
         self.index, self.channels, self.frames, self.q = index, channels, frames, q
         self.stride = (channels + 3) // 4 * 4
         self.init = None  # int8 [frames, channels] or None (all zero point)
+        self.fill = None  # or every byte this value (a block of DELTA sums: ACC0_BYTE)
         self.last0 = frames - 1  # slot of the newest initial frame
 
 
@@ -242,6 +253,7 @@ class _Op:
         self.q_in, self.q_out, self.act, self.name = q_in, q_out, act, name
         self.dst = None
         self.doff = 0
+        self.sums = None  # DELTA: the ring of its kept sums
         self.cout = len(bias)
 
 
@@ -606,6 +618,8 @@ class _Lowering:
 
     def add_op(self, i, kind, view, w, bias, mults, q_in, q_out, act, t_out):
         name = self.g.ops[i][0]
+        if getattr(self, "fc", None) is not None:
+            self.fail(i, "an op after the fully connected layer (the board runs it last)")
         op = _Op(kind, view.ring, view.frames, view.c0, view.n, w, bias, mults, q_in, q_out, act, f"{i} {name}")
         if kind == KIND_DW and view.n % 4 and view.c0 + view.n != view.ring.channels:
             self.fail(i, f"a depthwise group of {view.n} channels inside the frame (the runtime needs multiples of 4)")
@@ -688,6 +702,7 @@ def _pack(low):
         blob.extend(b)
         return at
 
+    _plan_delta(low)
     ring_base, size = [], 0
     for r in low.rings:
         ring_base.append(size)
@@ -696,7 +711,9 @@ def _pack(low):
     words = [0] * HEADER
     bufs = []
     for r, base in zip(low.rings, ring_base):
-        if r.init is None or np.all(r.init == r.q[1]):
+        if r.fill is not None:
+            init = r.fill
+        elif r.init is None or np.all(r.init == r.q[1]):
             init = (r.q[1] + 128) & 255
         else:
             padded = np.full((r.frames, r.stride), r.q[1], dtype=np.int64)
@@ -706,34 +723,37 @@ def _pack(low):
     op_words = []
     max_c = 4
     for op in low.ops:
-        kind = KIND_SPARSE if op.kind == KIND_DENSE and op.src.index == 0 else op.kind
-        pad_out = (op.cout + 3) // 4 * 4 if kind == KIND_DW else op.cout
+        # every op but FULLY_CONNECTED's runs in column order or depthwise: outputs padded to 4
+        kind = KIND_COLUMN if op.kind == KIND_DENSE and not op.round_once else op.kind
+        pad_out = op.cout if kind == KIND_DENSE else (op.cout + 3) // 4 * 4
         if op.kind == KIND_DENSE:
             w = np.zeros((op.cout, op.frames, op.src.stride), dtype=np.int64)
             w[:, :, :op.n] = op.weights
             wsum = op.weights.reshape(op.cout, -1).sum(axis=1)
             wabs = np.abs(op.weights).reshape(op.cout, -1).sum(axis=1)
-            if kind == KIND_SPARSE:  # [window byte][output]
-                wt = np.zeros((op.frames * op.src.stride, pad_out), dtype=np.int64)
-                wt[:, :op.cout] = w.reshape(op.cout, -1).T
-                w = wt
+            if kind == KIND_COLUMN:  # [window byte][output]; the board reads on into the
+                w = w.reshape(op.cout, -1).T  # next bytes for the padding channels
         else:
             w = np.zeros((op.frames, pad_out), dtype=np.int64)
             w[:, :op.n] = op.weights
             wsum = op.weights.sum(axis=0)
             wabs = np.abs(op.weights).sum(axis=0)
-        if op.kind == KIND_DW and op.doff + pad_out > op.dst.stride:
-            raise ConvertError(f"op {op.name}: padded depthwise output does not fit its frame")
+        if op.doff + pad_out > op.dst.stride:
+            raise ConvertError(f"op {op.name}: padded output does not fit its frame")
         w_at = put(((w + 128) & 255).astype(np.uint8).tobytes())
         lo = op.q_out[1] if op.act == 1 else -128
         lo, hi = max(lo, -128), 127
+        # a column op subtracts the input zero point itself (and skips inputs equal to it);
+        # the others fold it into the bias
+        zp_fold = 0 if kind == KIND_COLUMN else 128 + op.q_in[1]
+        fast = all(-shift >= FAST_MIN_SHIFT for _, shift in op.mults)
         params = []
         for c in range(pad_out):
-            if c >= op.cout:  # padding: output = zero point
-                params += [0, (BIAS_OFFSET << 5) | 1]
+            if c >= op.cout:  # padding: M = 2**30, s = 29, bias 0: output = zero point for any sum
+                params += [1 << 15, (BIAS_OFFSET << 8) | (29 - (FAST_MIN_SHIFT if fast else 0))]
                 continue
             m, shift = op.mults[c]
-            b = int(op.bias[c] - (128 + op.q_in[1]) * wsum[c])
+            b = int(op.bias[c] - zp_fold * wsum[c])
             bound = abs(int(op.bias[c])) + 255 * int(wabs[c])
             if not -29 <= shift <= -1 or m < 1 << 30:
                 raise ConvertError(f"op {op.name}: channel {c} has an effective scale of about 2**{shift} "
@@ -741,10 +761,11 @@ def _pack(low):
             if bound >= ACC_LIMIT or not -BIAS_OFFSET <= b < BIAS_OFFSET:
                 raise ConvertError(f"op {op.name}: channel {c} is out of the runtime's integer range "
                                    f"(accumulator bound {bound}, folded bias {b})")
-            mm = m - (1 << 30)
-            params += [(mm & 0x7FFF) | (mm >> 15) << 16, ((b + BIAS_OFFSET) << 5) | -shift]
-        p_at = put(np.array(params, dtype="<i4").tobytes())
-        op_words += [kind | (ROUND_ONCE if op.round_once else 0), HEADER + BUF_WORDS * op.src.index, op.frames, op.c0, w_at, pad_out, p_at,
+            params += [(m >> 15) | (m & 0x7FFF) << 16, ((b + BIAS_OFFSET) << 8) | (-shift - (FAST_MIN_SHIFT if fast else 0))]
+        p_at = put(np.array(params, dtype="<u4").tobytes())
+        flags = (ROUND_ONCE if op.round_once else 0) | (FAST if fast else 0) | (DELTA if op.sums else 0)
+        c0 = ring_base[op.sums.index] if op.sums else op.q_in[1] + 128 if kind == KIND_COLUMN else op.c0
+        op_words += [kind | flags, HEADER + BUF_WORDS * op.src.index, op.frames, c0, w_at, op.cout, p_at,
                      HEADER + BUF_WORDS * op.dst.index, op.doff, op.q_out[1] + 128, lo + 128, hi + 128]
         max_c = max(max_c, pad_out)
     table_at = put(low.table)
@@ -763,11 +784,29 @@ def _pack(low):
     return words, bytes(blob), facts
 
 
+def _plan_delta(low):
+    # A column convolution over the newest frame of a ring that only its producer writes
+    # keeps its sums from one invocation to the next and adds only the inputs that changed
+    # (DELTA): the ring keeps one frame more (the previous one), and a block of words in the
+    # ring state holds the sum of the inputs and the sums (all ACC0 while every input is its
+    # zero point, as after a reset)
+    for op in low.ops:
+        src = op.src
+        if (op.kind == KIND_DENSE and not op.round_once and op.frames == 1 and src.frames == 1 and src.index
+                and src.init is None and not hasattr(src, "var") and len(low.rings) < 32):
+            src.frames, src.last0 = 2, 1
+            op.sums = _Ring(len(low.rings), 4 * ((op.cout + 3) // 4 * 4 + 1), 1, None)
+            op.sums.fill = ACC0_BYTE
+            low.rings.append(op.sums)
+
+
 def _ram(words, blob, facts):
-    # bytes the board holds for this model: blob + program (+ CORR and the accumulators) +
-    # ring state, plus about 600 for the Model and Net objects, the buffers' headers and
-    # the heap's 16-byte blocks (measured with gc.mem_alloc)
-    return len(blob) + 4 * (len(words) + 1 + facts["max_channels"]) + facts["rings_bytes"] + 600
+    # bytes the board holds for this model: blob + program (+ the accumulators and the
+    # exact requantiser's list) + ring state (with DELTA's sums), plus about 700 for the
+    # Model and Net objects, the buffers' headers and the heap's 16-byte blocks (measured
+    # with gc.mem_alloc)
+    maxc = facts["max_channels"]
+    return len(blob) + 4 * (len(words) + maxc + (maxc + 1) // 2) + facts["rings_bytes"] + 700
 
 
 # --- sources, metadata, the file ------------------------------------------------------------
