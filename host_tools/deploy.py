@@ -11,9 +11,7 @@ import getpass
 import json
 import os
 import re
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 

@@ -4,23 +4,19 @@
 # receiver outages) and tells the user what happened.
 import json
 import os
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 from host_tools.errors import CommandError
-from host_tools.paths import DATA, micropython
+from host_tools.paths import DATA
 from host_tools.sim import board_dir
+from host_tools.sim.firmware import SHORT_PRESS_S, VERDICT_MARGIN_MS, firmware_event, spawn_firmware, write_mic_input
 from host_tools.sim.view import Console
 
-SHIMS = Path(__file__).resolve().parent / "shims"
 DEMO_WAV = DATA / "demo.wav"
 POWER_OFF_S = 1.0  # how long the plug stays out in a power cycle
-SHORT_PRESS_S = 0.15
 SIM_WIFI = "earshot-sim"  # the network the scripted board joins (its shim joins any named one)
-SHIM_HEAP = 256 * 1024  # room for the shims (about 50 KiB) beside the board's heap
-VERDICT_MARGIN_MS = 60  # the receiver decides DECIDE_AFTER_MS past the wake point, once that audio arrived
 
 
 def add_arguments(p):
@@ -167,25 +163,10 @@ def _run_board(world, cuts, trace_path, console, receiver):
             start_t, power_on = t + POWER_OFF_S, True
 
 
-def write_mic_input(pcm, path):
-    # What an INMP441 delivers: each sample left-justified in a 32-bit slot.
-    (pcm.astype("<i4") << 16).astype("<i4").tofile(path)
 
 
-def board_interpreter(heap_bytes):
-    # The unix port with room for the board's heap plus the shims' own (boot.py then holds
-    # the shims' spare room, so the firmware gets exactly heap_bytes).
-    return [micropython(), "-X", f"heapsize={heap_bytes + SHIM_HEAP}"]
 
 
-def spawn_firmware(cfg_path, heap_bytes):
-    # MicroPython running main.py on the board's folder; stdout: JSON events (and any text
-    # that bypassed print()). Its own session: Ctrl-C reaches the runner, which ends the
-    # run in order.
-    env = dict(os.environ, EARSHOT_SIM_CONFIG=str(cfg_path), MICROPYPATH=f"{SHIMS}:.frozen")
-    return subprocess.Popen([*board_interpreter(heap_bytes), str(SHIMS / "boot.py")], env=env, cwd=str(SHIMS),
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
 
 
 def _boot(cfg, trace, console, receiver):
@@ -225,15 +206,6 @@ def _boot(cfg, trace, console, receiver):
     return "exit", t
 
 
-def firmware_event(line, t):
-    # A shim's JSON event, or console text that bypassed print() (e.g. a traceback),
-    # which becomes a serial event at the last known time. Returns (event, was JSON).
-    if line.startswith("{"):
-        try:
-            return json.loads(line), True
-        except ValueError:
-            pass
-    return {"t": t, "ev": "serial", "line": line}, False
 
 
 def _outage(receiver, up):

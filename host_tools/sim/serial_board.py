@@ -20,7 +20,7 @@ from pathlib import Path
 from host_tools.errors import CommandError
 from host_tools.sim import bootloader, rom
 from host_tools.sim.repl import HARD_RESET, SOFT_REBOOT, SOFT_RESET, Repl
-from host_tools.sim.runner import SHIMS, SHORT_PRESS_S, firmware_event
+from host_tools.sim.firmware import SHIMS, SHORT_PRESS_S, firmware_event
 
 HELP = "type p Enter to press the button, h SECONDS to hold it, r to reset, q to quit"
 # What MicroPython writes on a filesystem it has just created.
@@ -37,9 +37,8 @@ STOP_WAIT_S = 2.0  # main.py's time to stop after a Ctrl-C before the board give
 def run(args):
     # `earshot sim --serial`. Nothing is installed, started or paired for the board; the
     # tools do that as they would on a real board.
-    from host_tools.paths import micropython
     from host_tools.sim import board_dir
-    from host_tools.sim.runner import board_interpreter, spawn_firmware
+    from host_tools.sim.firmware import board_interpreter, spawn_firmware
     from host_tools.sim.uart import open_uart
     from host_tools.sim.view import Console
 
@@ -68,8 +67,8 @@ def run(args):
                 trace.write(json.dumps(ev) + "\n")
                 trace.flush()
 
-        board = VirtualBoard(uart, args.board_dir, flash, chip, world, spawn, [*board_interpreter(world["heap_bytes"]), str(SHIMS / "repl.py")],
-                             on_event)
+        repl = [*board_interpreter(world["heap_bytes"]), str(SHIMS / "repl.py")]
+        board = VirtualBoard(uart, args.board_dir, flash, chip, world, spawn, repl, on_event)
         print(f"earshot sim: board {args.board} ({chip}) on serial port {uart.url}; flash {flash}", flush=True)
         print(f"earshot sim: {HELP}", flush=True)
         _stop_on_sigterm()
@@ -90,7 +89,7 @@ def _world(args, tmp):
     # The firmware process's config: the mic hears --wav, then silence; the button is a
     # file the keyboard writes; the board runs in real time until it is stopped.
     from host_tools.audio import load_wav
-    from host_tools.sim.runner import VERDICT_MARGIN_MS, write_mic_input
+    from host_tools.sim.firmware import VERDICT_MARGIN_MS, write_mic_input
     from host_tools.verify import DECIDE_AFTER_MS
 
     audio, samples = tmp / "mic.i32", 0

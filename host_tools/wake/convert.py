@@ -135,7 +135,6 @@ def input_quantizer(scale, zp):
     want = quantize_features(np.arange(65536), scale, zp).astype(np.int64) + 128
     top = np.nonzero(want >= 255)[0]
     cap = int(top[0]) if len(top) else 65535
-    u = np.arange(cap + 1, dtype=np.int64)
     for shift in range(8, 21):
         mul = round((1 << shift) * FEATURE_STEP / float(scale))
         base = ((zp + 128) << shift) + (1 << (shift - 1))

@@ -15,7 +15,6 @@
 # per frame.
 import os
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
