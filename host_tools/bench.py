@@ -450,8 +450,8 @@ def bench_scale(tmp, n=SCALE_BOARDS):
 
     from host_tools.audio import load_wav, write_wav
 
-    demo, _ = load_wav(DATA / "demo.wav")
-    noise = demo[:3 * 16000]  # the demo's room noise before the speech
+    demo, _ = load_wav(DATA / "speech.wav")  # push-to-talk speech: no wake phrase
+    noise = demo[:3 * 16000]  # the room noise before the speech
     wav = Path(tmp) / "scale.wav"
     write_wav(wav, np.concatenate([np.tile(noise, int(SCALE_LEAD_S // 3)), demo]))
     state, rec = Path(tmp) / "scale-state", Path(tmp) / "scale-rec"
