@@ -90,9 +90,9 @@ class WebPage:
             web.get(r"/recordings/{stem}.wav", self._audio), web.get("/recordings/{stem}/export", self._export),
             web.post("/recordings/{stem}/delete", self._delete), web.post("/boards/{name}/unpair", self._unpair),
         ])
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, shutdown_timeout=1.0)
+        site = web.TCPSite(self._runner, self.host, self.port)
         try:
             await site.start()
         except OSError as e:
