@@ -8,6 +8,8 @@ import os
 import re
 import socket
 import stat
+import subprocess
+import sys
 import threading
 import wave
 import zipfile
@@ -17,6 +19,7 @@ import pytest
 from host_tools import recordings, trace
 from host_tools.cli import main
 from host_tools.errors import CommandError
+from host_tools.paths import REPO
 from host_tools.receiver import ReceiverThread
 from host_tools.web import password, server, view
 from tests.webtools import PASSWORD, Board, Http, receiver, set_password, wait_for
@@ -297,14 +300,16 @@ def test_session_names_that_are_not_a_stored_session_are_refused(rx, name):
 def test_a_prefix_or_a_planted_metadata_file_reaches_nothing_outside(rx, tmp_path):
     # The CLI accepts a prefix of a name; the page only the exact name of a stored session.
     # A .json planted in the folder that points its "wav" outside is never followed.
-    Board(rx.port, rx.state, "kitchen").session()
+    board = Board(rx.port, rx.state, "kitchen")
+    board.number = 11  # session 12: its name's prefix ending in 1 is a well-formed name too
+    board.session()
     _, stem = _stored(rx)
     (tmp_path / "secret.wav").write_bytes(b"RIFF secret")
     planted = "kitchen-20260101-000000-9"
     (rx.recordings / f"{planted}.json").write_text(json.dumps({"wav": "../secret.wav", "start": "x"}))
     web = Http(rx.web_port)
     web.get("/")
-    assert web.get(f"/recordings/{stem[:-2]}.wav")[0] == 404
+    assert stem.endswith("-12") and web.get(f"/recordings/{stem[:-1]}.wav")[0] == 404
     status, _, body = web.get(f"/recordings/{planted}.wav")
     assert status == 404 and b"secret" not in body
 
@@ -318,11 +323,12 @@ def test_the_page_answers_only_to_loopback_names_on_loopback(rx):
         assert Http(rx.web_port, host=host).get("/")[0] == 200
 
 
-def test_a_non_loopback_address_without_a_password_is_refused_with_one_line(tmp_path, capsys):
-    code = main(["receive", "--listen", "127.0.0.1:0", "--web", "0.0.0.0:0", "--state", str(tmp_path / "st"),
-                 "--recordings", str(tmp_path / "rec")])
-    err = capsys.readouterr().err
-    assert code == 1 and err.count("\n") == 1
+def test_a_non_loopback_address_without_a_password_is_refused_with_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "host_tools", "receive", "--listen", "127.0.0.1:0", "--web",
+                           "0.0.0.0:0", "--state", str(tmp_path / "st"), "--recordings", str(tmp_path / "rec")],
+                          cwd=REPO, capture_output=True, text=True, timeout=30)
+    err = proc.stderr
+    assert proc.returncode == 1 and err.count("\n") == 1 and proc.stdout == ""  # nothing listened
     assert "--web 0.0.0.0:0 is not loopback: set a password first with `earshot web-password`" in err
     with pytest.raises(CommandError):
         ReceiverThread(recordings=tmp_path / "rec", log=lambda line: None, state=tmp_path / "st",

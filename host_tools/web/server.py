@@ -35,7 +35,7 @@ from host_tools.web import password, view
 from host_tools.web.history import SessionLog
 
 STATIC = Path(__file__).resolve().parent / "static"
-ASSETS = {"page.js": "text/javascript", "page.css": "text/css"}
+ASSETS = {"page.js": "text/javascript", "page.css": "text/css", "favicon.svg": "image/svg+xml"}
 COOKIE = "earshot_session"
 SESSION_IDLE_S = 12 * 3600
 MAX_SESSIONS = 64
@@ -48,7 +48,7 @@ MAX_BODY = 16 * 1024
 STEM = re.compile(r"[A-Za-z0-9_-]{1,32}-[0-9]{8}-[0-9]{6}-[0-9]{1,10}(-[0-9]{1,6})?")
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; media-src 'self'; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
            "X-Frame-Options": "DENY", "Cross-Origin-Opener-Policy": "same-origin",
            "Cross-Origin-Resource-Policy": "same-origin"}
 
@@ -66,8 +66,8 @@ class WebPage:
         self._sessions = {}  # cookie value -> _Session
         self._failures = deque()  # (monotonic time, address) of failed log-ins
         self._login_lock = asyncio.Lock()
-        self._clients = set()  # an asyncio.Event per open event stream: set when the page changed
-        self._streams = set()  # their handler tasks, cancelled at stop
+        self._clients = set()  # a _Stream per open event stream
+        self._closing = False
         self._runner = self._poller = None
         self._password_cache = (None, None)
         receiver.watch(self.changed)
@@ -82,6 +82,7 @@ class WebPage:
 
     async def start(self):
         self.check()
+        self._closing = False
         app = web.Application(middlewares=[self._guard], client_max_size=MAX_BODY)
         app.add_routes([
             web.get("/", self._page), web.get("/login", self._login_form), web.post("/login", self._login),
@@ -116,26 +117,33 @@ class WebPage:
         if self._runner is None:
             return
         self._poller.cancel()
-        for task in list(self._streams):
-            task.cancel()
-        await asyncio.gather(self._poller, *self._streams, return_exceptions=True)
+        await asyncio.gather(self._poller, return_exceptions=True)
+        self._closing = True  # the event streams end by themselves once woken
+        self.changed()
         await self._runner.cleanup()
         self._runner = None
 
     def changed(self):
         # The receiver's boards, sessions or log changed: every open page hears it.
-        for wake in self._clients:
-            wake.set()
+        for stream in self._clients:
+            stream.changed = True
+            stream.wake.set()
 
     async def _poll(self):
-        # What other processes change: the session log, the folder, the paired registry.
+        # What other processes change: the session log, the folder, the paired registry;
+        # and a keep-alive line now and then on every event stream (a dead one then ends).
         folder, registry = self.rx.directory, self.rx.registry.state / "devices.json"
-        seen = None
+        seen, quiet = None, 0.0
         while True:
             now = (self.history.stamp(), _mtime(folder), _mtime(registry))
             if seen is not None and now != seen:
                 self.changed()
             seen = now
+            quiet += POLL_S
+            if quiet >= KEEPALIVE_S:
+                quiet = 0.0
+                for stream in self._clients:
+                    stream.wake.set()
             await asyncio.sleep(POLL_S)
 
     # --- every request
@@ -282,29 +290,26 @@ class WebPage:
             return _unauthorized()
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
         await response.prepare(request)
-        wake = asyncio.Event()
-        wake.set()  # the first update at once: the page may have changed since it was served
-        self._clients.add(wake)
-        self._streams.add(asyncio.current_task())
+        stream = _Stream()  # changed: the first update at once, the page may be older than now
+        self._clients.add(stream)
         try:
             await response.write(b"retry: 2000\n\n")
-            while True:
-                try:
-                    await asyncio.wait_for(wake.wait(), KEEPALIVE_S)
-                except asyncio.TimeoutError:
+            while not self._closing:
+                await stream.wake.wait()
+                stream.wake.clear()
+                if self._closing or self._sessions.get(request.cookies.get(COOKIE)) is not session:
+                    break  # stopping, logged out or expired: the stream ends, the page says so
+                if not stream.changed:
                     await response.write(b": keepalive\n\n")
                     continue
-                wake.clear()
-                if self._sessions.get(request.cookies.get(COOKIE)) is not session:
-                    break  # logged out or expired: the stream ends, the page says so
+                stream.changed = False
                 session.seen = time.monotonic()
                 data = json.dumps({"parts": view.render_parts(self._snapshot(), session.csrf), "at": time.time()})
                 await response.write(f"event: update\ndata: {data}\n\n".encode())
-        except (ConnectionError, asyncio.CancelledError):
-            pass
+        except ConnectionError:
+            pass  # the page was closed
         finally:
-            self._clients.discard(wake)
-            self._streams.discard(asyncio.current_task())
+            self._clients.discard(stream)
         return response
 
     def _snapshot(self):
@@ -368,6 +373,13 @@ class WebPage:
         self._say("unpaired", device=name, peer=request.remote)
         self.changed()
         raise web.HTTPSeeOther("/#pairing")
+
+
+class _Stream:
+    def __init__(self):
+        self.wake = asyncio.Event()
+        self.wake.set()
+        self.changed = True
 
 
 class _Session:

@@ -106,7 +106,8 @@ def _document(title, csrf, body):
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="csrf" content="{h(csrf)}"><title>{h(title)}</title>
-<link rel="stylesheet" href="/static/page.css"><script src="/static/page.js" defer></script></head>
+<link rel="icon" href="/static/favicon.svg"><link rel="stylesheet" href="/static/page.css">
+<script src="/static/page.js" defer></script></head>
 <body>{body}</body></html>
 """
 
