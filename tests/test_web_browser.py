@@ -255,7 +255,8 @@ def test_the_log_in_wall_holds_on_a_non_loopback_bind(browser, tmp_path):
         field = browser.find_element("name", "password")
         field.send_keys("not the password")
         field.submit()
-        assert "Wrong password." in browser.page_source and "kitchen" not in browser.page_source
+        wait_for(lambda: "Wrong password." in browser.page_source, what="the refusal")
+        assert "kitchen" not in browser.page_source
         field = browser.find_element("name", "password")
         field.send_keys(PASSWORD)
         field.submit()
@@ -263,7 +264,7 @@ def test_the_log_in_wall_holds_on_a_non_loopback_bind(browser, tmp_path):
                  what="the page after log-in")
         assert browser.find_elements("css selector", f'li.rec[data-id="{meta["wav"][:-4]}"]')
         browser.find_element("css selector", "header form button").click()  # log out
-        assert browser.current_url == base + "/login"
+        wait_for(lambda: browser.current_url == base + "/login", what="the log-in page")
         browser.get(base + "/")
         assert browser.current_url == base + "/login"
         board.close()

@@ -271,6 +271,7 @@ class WebPage:
         if await self._changing(request) is None:
             return _forbidden()
         self._sessions.pop(request.cookies.get(COOKIE), None)
+        self.changed()  # its open event stream ends
         response = web.Response(status=303, headers={"Location": "/login" if self._login_needed() else "/"})
         response.del_cookie(COOKIE, path="/")
         return response
