@@ -66,7 +66,7 @@ def test_the_page_shows_every_paired_board_and_its_live_state(rx):
     assert 'data-board="kitchen" data-state="streaming"' in page and "streaming now: button" in page
     board.stop()
     page = web.get("/")[2].decode()
-    assert 'data-board="kitchen" data-state="idle"' in page and "1 session kept, 0 wakes rejected" in page
+    assert 'data-board="kitchen" data-state="idle"' in page and "1 session, 0 wakes rejected" in page
     board.close()
     wait_for(lambda: 'data-board="kitchen" data-state="offline"' in web.get("/")[2].decode(), what="offline")
     assert "offline since" in web.get("/")[2].decode()

@@ -134,8 +134,8 @@ def _board(b, now):
         since = f"offline since {_when(b['since'], now)}"
     else:
         since = f"not seen since the receiver started ({_when(b['since'], now)})"
-    kept = sum(e["event"] in ("saved", "passed_through") for e in b["today"])
     rejected = sum(e["event"] == "rejected" for e in b["today"])
+    sessions = len(b["today"]) - rejected
     if b["session"] is not None:
         s = b["session"]
         last = f'streaming now: {_TRIGGER.get(s["trigger"], s["trigger"])}, since {_when(s["start"], now)}'
@@ -147,7 +147,7 @@ def _board(b, now):
 {ring_svg(state)}<div><h3>{h(b['name'])}</h3>
 <p class="state">{h(_MEANING[state])}</p><p class="since">{h(since)}</p>
 <dl><dt>last session</dt><dd class="last">{h(last)}</dd>
-<dt>today</dt><dd class="counts">{_plural(kept, "session")} kept, {_plural(rejected, "wake")} rejected
+<dt>today</dt><dd class="counts">{_plural(sessions, "session")}, {_plural(rejected, "wake")} rejected
 (false activations)</dd></dl></div></article>"""
 
 
