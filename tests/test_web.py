@@ -85,7 +85,7 @@ def test_recordings_newest_first_with_player_export_and_retention(rx):
     stems = sorted(m["wav"][:-4] for m in recordings.sessions(rx.recordings))
     assert [kind for kind, _ in rows] == ["rejected", "stored", "stored"]
     assert rows[1][1] == stems[1] and rows[2][1] == stems[0]  # newest first
-    assert "no audio: nothing was kept, so there is nothing to play" in page
+    assert "no audio was kept: nothing to play" in page
     assert "wake word not checked" in page and "button: no check needed" in page
     assert "kept for 30 days" in page
     assert page.count("<audio controls") == 2

@@ -97,26 +97,33 @@ def test_the_page_loads_and_shows_the_boards(browser, tmp_path):
         assert errors == []
 
 
+DAY = (  # hours ago, board, trigger, what became of it, seconds
+    (9.4, "kitchen", "button", "saved", 6.1), (8.1, "hall", "wake", "rejected", 1.3),
+    (7.2, "kitchen", "wake", "saved", 4.3), (5.9, "living-room", "wake", "saved", 3.5),
+    (4.1, "kitchen", "wake", "rejected", 1.3), (3.3, "hall", "button", "saved", 8.2),
+    (2.6, "kitchen", "button", "saved", 9.8), (1.8, "living-room", "wake", "discarded", 2.2),
+    (1.3, "kitchen", "wake", "rejected", 1.3), (0.6, "kitchen", "wake", "saved", 3.2))
+
+
 def _history(rx, now):
     # A plausible day for the screenshot: sessions earlier today (clipped to today).
     midnight = now.astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
-    day = []
-    for hours_ago, trigger, event, seconds in ((7.2, "button", "saved", 6.1), (5.5, "wake", "saved", 4.3),
-                                               (4.1, "wake", "rejected", 1.3), (2.6, "button", "saved", 9.8),
-                                               (1.3, "wake", "rejected", 1.3), (0.6, "wake", "saved", 3.2)):
-        start = now - datetime.timedelta(hours=hours_ago)
-        if start.astimezone() >= midnight:
-            day.append((start, trigger, event, seconds))
-    for n, (start, trigger, event, seconds) in enumerate(day, 100):
+    day = [(now - datetime.timedelta(hours=ago), *rest) for ago, *rest in DAY]
+    day = [d for d in day if d[0].astimezone() >= midnight]
+    for n, (start, device, trigger, event, seconds) in enumerate(day, 100):
         stamp = start.isoformat(timespec="milliseconds")
         if event == "rejected":
-            rx.call(rx.receiver.note, {"event": "rejected", "device": "kitchen", "session": n, "start": stamp,
+            rx.call(rx.receiver.note, {"event": "rejected", "device": device, "session": n, "start": stamp,
                                        "trigger": trigger, "sent_s": seconds, "verify_score": 0.08,
                                        "verify_cutoff": 0.5})
             continue
-        stem = f"kitchen-{start:%Y%m%d-%H%M%S}-{n}"
+        if event == "discarded":
+            rx.call(rx.receiver.note, {"event": "discarded", "device": device, "session": n, "start": stamp,
+                                       "trigger": trigger, "sent_s": seconds, "reason": "closed by peer"})
+            continue
+        stem = f"{device}-{start:%Y%m%d-%H%M%S}-{n}"
         _write_wav(rx.recordings / f"{stem}.wav", seconds)
-        meta = {"device": "kitchen", "session": n, "trigger": trigger, "start": stamp, "device_timestamp_ms": 0,
+        meta = {"device": device, "session": n, "trigger": trigger, "start": stamp, "device_timestamp_ms": 0,
                 "duration_s": seconds, "samples": int(seconds * 16000), "rate": 16000, "width": 2, "channels": 1,
                 "dropped_frames": 0, "wav": f"{stem}.wav"}
         if trigger == "wake":
@@ -138,7 +145,7 @@ def test_a_simulated_boards_session_appears_live(browser, tmp_path, capsys):
     # while the page is open: its card turns blue, the timeline grows a bar and the
     # recording appears, with no reload.
     wav = make_wav(tmp_path / "speech.wav", 6.0, bursts=[(1.2, 3.2)])
-    with receiver(tmp_path, boards=("kitchen", "hall", "earshot")) as rx:
+    with receiver(tmp_path, boards=("kitchen", "hall", "living-room")) as rx:
         _history(rx, datetime.datetime.now(datetime.timezone.utc))
         hall = Board(rx.port, rx.state, "hall", reported="muted")
         hall.sync()
@@ -149,7 +156,7 @@ def test_a_simulated_boards_session_appears_live(browser, tmp_path, capsys):
         wait_for(lambda: browser.find_element("id", "live").text == "live", what="the live indicator")
         browser.execute_script("""
             window.stayed = true;  // gone if the page reloads
-            const card = () => document.querySelector('article.board[data-board="earshot"]');
+            const card = () => document.querySelector('article.board[data-board="living-room"]');
             new MutationObserver(() => {
                 if (!window.streamingAt && card() && card().dataset.state === 'streaming') {
                     window.streamingAt = performance.timeOrigin + performance.now();
@@ -158,22 +165,24 @@ def test_a_simulated_boards_session_appears_live(browser, tmp_path, capsys):
         result = {}
         board = threading.Thread(target=lambda: result.update(run=sim(
             tmp_path / "sim", capsys, "--receiver", f"127.0.0.1:{rx.port}", "--pairing", rx.state / "pairings" /
-            "earshot", "--set", "device=earshot", "--press", 1.0, "--realtime", wav=wav)))
+            "living-room", "--set", "device=living-room", "--press", 1.0, "--realtime", wav=wav)))
         board.start()
         try:
-            wait_for(lambda: _state(browser, "earshot") == "streaming", timeout=15, what="the board streaming")
-            bars = browser.find_elements("css selector", '[data-board="earshot"] rect.bar.open')
+            wait_for(lambda: _state(browser, "living-room") == "streaming", timeout=15, what="the board streaming")
+            bars = browser.find_elements("css selector", '[data-board="living-room"] rect.bar.open')
             assert len(bars) == 1
             _screenshot(browser, tmp_path)
             latency_ms = browser.execute_script("return window.streamingAt") - opened[0] * 1000
-            wait_for(lambda: any("earshot" in row for row in _texts(browser, "li.rec.stored")), timeout=15,
-                     what="the recording")
+            newest = browser.execute_script("return document.querySelector('li.rec').dataset.id")
+            wait_for(lambda: browser.execute_script("return document.querySelector('li.rec').dataset.id") != newest
+                     and "living-room" in _texts(browser, "li.rec")[0], timeout=15, what="the recording")
         finally:
             board.join(30)
         assert result["run"].code == 0, result["run"].err
         assert browser.execute_script("return window.stayed") is True  # no reload
-        wait_for(lambda: _state(browser, "earshot") in ("idle", "offline"), what="the session's end")
-        [stored] = [m for m in recordings.sessions(rx.recordings) if m["device"] == "earshot"]
+        wait_for(lambda: _state(browser, "living-room") in ("idle", "offline"), what="the session's end")
+        stored = recordings.sessions(rx.recordings)[-1]
+        assert stored["device"] == "living-room"
         row = browser.find_element("css selector", f'li.rec[data-id="{stored["wav"][:-4]}"]')
         assert "button" in row.text and f"{stored['duration_s']:.2f} s" in row.text
         print(f"session start to the card turning blue in the browser: {latency_ms:.0f} ms")

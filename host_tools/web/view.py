@@ -253,14 +253,14 @@ def _row(r, csrf, now):
             f'<span class="device">{h(r.get("device"))}</span><span class="trigger">{h(trigger)}</span>'
             f'<span class="length">{_seconds(r):.2f} s</span>')
     if r["kind"] != "stored":
-        why = ("rejected by the receiver's wake-word check (score "
-               f"{r.get('verify_score', 0):.2f}, needs {r.get('verify_cutoff', 0):g})"
+        why = (f"rejected by the wake-word check (score {r.get('verify_score', 0):.2f}, "
+               f"needs {r.get('verify_cutoff', 0):g})"
                if r["kind"] == "rejected" else f"cut off: {r.get('reason', 'unknown')}")
         return (f'<li class="rec {r["kind"]}" data-id="{h(row_id(r))}">{head}<span class="verdict">{h(why)}</span>'
-                f'<span class="noaudio">no audio: nothing was kept, so there is nothing to play</span></li>')
+                f'<span class="noaudio">no audio was kept: nothing to play</span></li>')
     stem = r["wav"][:-4]
     if "wake_verified_score" in r:
-        verdict = f"wake word verified (score {r['wake_verified_score']:.2f})"
+        verdict = f"verified (score {r['wake_verified_score']:.2f})"
     elif r.get("trigger") == "button":
         verdict = "button: no check needed"
     else:
@@ -281,7 +281,7 @@ def pairing_part(snap, csrf):
             "browser.</p>")
     if not snap.paired:
         return note
-    rows = "".join(f"""<tr data-board="{h(name)}"><td>{h(name)}</td><td>{h(d.get('paired', ''))}</td>
+    rows = "".join(f"""<tr data-board="{h(name)}"><td>{h(name)}</td><td>{h(_paired(d.get('paired')))}</td>
 <td><code>{h(d.get('fingerprint', '')[:16])}…</code></td><td>
 <form method="post" action="/boards/{h(name)}/unpair" data-confirm="Unpair {h(name)}? The receiver refuses its certificate from now on; it can only come back with `earshot pair {h(name)}` and new credentials on the board.">
 <input type="hidden" name="csrf" value="{h(csrf)}"><button class="unpair">unpair</button></form></td></tr>"""
@@ -309,6 +309,15 @@ def _when(t, now):
     if t is None:
         return "?"
     return f"{t:%H:%M:%S}" if t.date() == _local(now).date() else f"{t:%Y-%m-%d %H:%M}"
+
+
+def _paired(stamp):
+    # The registry's UTC stamp (2026-12-07T00:40:44Z), in the receiver's local time like the rest.
+    try:
+        t = datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+    except (TypeError, ValueError):
+        return stamp or ""
+    return f"{t.astimezone():%Y-%m-%d %H:%M}"
 
 
 def _seconds(e):
