@@ -177,8 +177,14 @@ def test_an_open_page_hears_a_session_start_and_end_live(rx):
     assert 'class="bar open"' in updates[-1]["parts"]["today"]
     board.audio(__import__("numpy").zeros(3200, dtype="int16"))
     board.stop()
-    wait_for(lambda: 'class="rec stored"' in updates[-1]["parts"]["recordings"], what="the stored session")
+    wait_for(lambda: updates[-1]["parts"]["recordings"]["rows"], what="the stored session")
+    [(stem, html)] = updates[-1]["parts"]["recordings"]["rows"]
+    assert 'class="rec stored"' in html and stem == _stored(rx)[1]
     assert 'data-state="idle"' in updates[-1]["parts"]["boards"]
+    board.session()  # a second one: the page gets its row, and only the id of the first
+    wait_for(lambda: len(updates[-1]["parts"]["recordings"]["rows"]) == 2, what="the second session")
+    [(_, new), (old, none)] = updates[-1]["parts"]["recordings"]["rows"]
+    assert old == stem and none is None and 'class="rec stored"' in new
     stream.shutdown(socket.SHUT_RDWR)
     stream.close()
     board.close()

@@ -305,7 +305,9 @@ class WebPage:
                     continue
                 stream.changed = False
                 session.seen = time.monotonic()
-                data = json.dumps({"parts": view.render_parts(self._snapshot(), session.csrf), "at": time.time()})
+                parts = view.render_parts(self._snapshot(), session.csrf, stream.known)
+                stream.known = {row_id for row_id, _ in parts["recordings"]["rows"]}
+                data = json.dumps({"parts": parts, "at": time.time()})
                 await response.write(f"event: update\ndata: {data}\n\n".encode())
         except ConnectionError:
             pass  # the page was closed
@@ -381,6 +383,7 @@ class _Stream:
         self.wake = asyncio.Event()
         self.wake.set()
         self.changed = True
+        self.known = None  # the recordings' row ids this page has been sent
 
 
 class _Session:

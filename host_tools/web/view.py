@@ -10,7 +10,6 @@ from collections import namedtuple
 from host_tools import recordings
 from host_tools.web import history
 
-PARTS = ("boards", "today", "recordings", "pairing")
 LEDS = 12
 DAY_MINUTES = 24 * 60
 MIN_BAR = 4  # minutes of timeline: a 5 s session is still visible on a day's width
@@ -79,7 +78,8 @@ def snapshot(receiver, log, now=None):
 
 
 def page(snap, csrf, logout):
-    parts = render_parts(snap, csrf)
+    parts = {"boards": boards_part(snap), "today": today_part(snap), "recordings": recordings_part(snap, csrf),
+             "pairing": pairing_part(snap, csrf)}
     sections = "".join(
         f'<section id="{name}"><h2>{title}</h2><div class="part" data-part="{name}">{parts[name]}</div></section>'
         for name, title in (("boards", "Boards"), ("today", "Today"), ("recordings", "Recordings"),
@@ -112,9 +112,14 @@ def _document(title, csrf, body):
 """
 
 
-def render_parts(snap, csrf):
-    return {"boards": boards_part(snap), "today": today_part(snap), "recordings": recordings_part(snap, csrf),
-            "pairing": pairing_part(snap, csrf)}
+def render_parts(snap, csrf, known=None):
+    """The parts an open page swaps in. Recordings come as their retention line and their
+    rows, newest first, as [id, html]; a row whose id is in `known` (the page has it: rows
+    never change) comes without its html, which the page would only throw away."""
+    rows = [[row_id(r), None if known is not None and row_id(r) in known else _row(r, csrf, snap.now)]
+            for r in snap.rows]
+    return {"boards": boards_part(snap), "today": today_part(snap), "pairing": pairing_part(snap, csrf),
+            "recordings": {"retention": _retention(snap), "rows": rows}}
 
 
 # --- boards ------------------------------------------------------------------------------
@@ -234,10 +239,13 @@ def _describe(e, now):
 
 
 def recordings_part(snap, csrf):
-    retention = (f'<p class="retention">Recordings are kept for {snap.keep_days:g} days, then overwritten with '
-                 f"zeros and deleted (<code>--keep-days</code>). Deleting one here does the same now.</p>")
     rows = "".join(_row(r, csrf, snap.now) for r in snap.rows)
-    return retention + f'<ol class="recs">{rows}</ol><p class="empty">No recordings.</p>'
+    return _retention(snap) + f'<ol class="recs">{rows}</ol><p class="empty">No recordings.</p>'
+
+
+def _retention(snap):
+    return (f'<p class="retention">Recordings are kept for {snap.keep_days:g} days, then overwritten with '
+            f"zeros and deleted (<code>--keep-days</code>). Deleting one here does the same now.</p>")
 
 
 def row_id(r):

@@ -37,33 +37,27 @@
     });
   }
 
-  function merge(part, html) {
-    var fresh = parse(html);
+  function merge(part, recordings) {
+    // Rows never change: new ones are inserted, gone ones removed, the rest left alone.
+    part.querySelector(".retention").replaceWith(parse(recordings.retention));
     var list = part.querySelector("ol.recs");
-    var freshList = fresh.querySelector("ol.recs");
-    if (!list || !freshList) {
-      part.replaceChildren(fresh);
-      return;
-    }
-    part.querySelector(".retention").replaceWith(fresh.querySelector(".retention"));
     var wanted = {};
-    var rows = Array.prototype.slice.call(freshList.children);
-    rows.forEach(function (row) { wanted[row.dataset.id] = row; });
+    recordings.rows.forEach(function (row) { wanted[row[0]] = true; });
     var have = {};
-    Array.prototype.slice.call(list.children).forEach(function (row) {
-      if (wanted[row.dataset.id]) {
-        have[row.dataset.id] = row;
+    Array.prototype.slice.call(list.children).forEach(function (li) {
+      if (wanted[li.dataset.id]) {
+        have[li.dataset.id] = li;
       } else {
-        row.remove();
+        li.remove();
       }
     });
     var cursor = list.firstElementChild;
-    rows.forEach(function (row) {
-      var old = have[row.dataset.id];
-      if (old && old === cursor) {
+    recordings.rows.forEach(function (row) {
+      var li = have[row[0]];
+      if (li === cursor && li) {
         cursor = cursor.nextElementSibling;
-      } else {
-        list.insertBefore(old || row, cursor);
+      } else if (li || row[1]) {
+        list.insertBefore(li || parse(row[1]).firstElementChild, cursor);
       }
     });
   }
