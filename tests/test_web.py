@@ -419,10 +419,18 @@ def test_web_password_mistakes_are_one_line(tmp_path, capsys, monkeypatch, given
     assert "no web password is set" in capsys.readouterr().err
 
 
-def test_a_damaged_password_file_is_one_line(tmp_path, capsys):
+def test_a_damaged_password_file_is_one_line(tmp_path):
     (tmp_path / "st").mkdir()
     (tmp_path / "st" / password.FILE).write_text('{"kdf": "scrypt", "n": 1099511627776, "r": 8, "p": 1}')
-    code = main(["receive", "--listen", "127.0.0.1:0", "--web", "127.0.0.1:0", "--state", str(tmp_path / "st"),
-                 "--recordings", str(tmp_path / "rec")])
-    err = capsys.readouterr().err
-    assert code == 1 and err.count("\n") == 1 and "is damaged" in err
+    proc = subprocess.run([sys.executable, "-m", "host_tools", "receive", "--listen", "127.0.0.1:0", "--web",
+                           "127.0.0.1:0", "--state", str(tmp_path / "st"), "--recordings", str(tmp_path / "rec")],
+                          cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "is damaged" in proc.stderr
+
+
+def test_a_password_file_damaged_while_running_keeps_the_page_locked(locked):
+    (locked.state / password.FILE).write_text("not json")
+    web = Http(locked.web_port)
+    assert web.get("/")[0] == 303
+    assert web.login()[0] == 401 and server.COOKIE not in web.cookies
+    assert any(line.startswith("receiver web password_unusable") for line in locked.log)

@@ -75,8 +75,9 @@ class WebPage:
     # --- life
 
     def check(self):
-        """CommandError if this address needs a password and none is set."""
-        if not self.loopback and self._password() is None:
+        """CommandError if the password file is damaged, or this address needs a password
+        and none is set."""
+        if password.load(self.rx.registry.state) is None and not self.loopback:
             raise CommandError(f"--web {self.host}:{self.port} is not loopback: set a password first with "
                                "`earshot web-password`, or serve the page on 127.0.0.1")
 
@@ -168,11 +169,17 @@ class WebPage:
         return host in {f"{n}:{self.port}" for n in names} | (names if self.port == 80 else set())
 
     def _password(self):
-        # The stored hash, re-read when its file changes (`earshot web-password` on a live receiver).
+        # The stored hash, re-read when its file changes (`earshot web-password` on a live
+        # receiver). A file damaged since the start keeps the page locked: no log-in works.
         path = self.rx.registry.state / password.FILE
         stamp = _mtime(path)
         if stamp != self._password_cache[0]:
-            self._password_cache = (stamp, password.load(self.rx.registry.state))
+            try:
+                record = password.load(self.rx.registry.state)
+            except CommandError as e:
+                self._say("password_unusable", error=e)
+                record = _DAMAGED
+            self._password_cache = (stamp, record)
         return self._password_cache[1]
 
     def _login_needed(self):
@@ -241,8 +248,8 @@ class WebPage:
                 return web.Response(status=429, content_type="text/html", headers={"Retry-After": str(wait)},
                                     text=view.login_page(f"Too many failed attempts: try again in {wait} s."))
             record = self._password()
-            ok = record is not None and isinstance(given, str) and await asyncio.get_running_loop().run_in_executor(
-                None, password.verify, record, given)
+            ok = record not in (None, _DAMAGED) and isinstance(given, str) and \
+                await asyncio.get_running_loop().run_in_executor(None, password.verify, record, given)
             if not ok:
                 self._failures.append((time.monotonic(), address))
                 self._say("login_failed", peer=address)
@@ -376,6 +383,9 @@ class WebPage:
         self._say("unpaired", device=name, peer=request.remote)
         self.changed()
         raise web.HTTPSeeOther("/#pairing")
+
+
+_DAMAGED = {"damaged": True}  # a password file that cannot be read: set, but nothing matches it
 
 
 class _Stream:
