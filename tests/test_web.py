@@ -11,9 +11,11 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 import wave
 import zipfile
 
+import numpy as np
 import pytest
 
 from host_tools import recordings, trace
@@ -175,7 +177,7 @@ def test_an_open_page_hears_a_session_start_and_end_live(rx):
     board.sync()
     wait_for(lambda: 'data-state="streaming"' in updates[-1]["parts"]["boards"], what="streaming")
     assert 'class="bar open"' in updates[-1]["parts"]["today"]
-    board.audio(__import__("numpy").zeros(3200, dtype="int16"))
+    board.audio(np.zeros(3200, dtype="int16"))
     board.stop()
     wait_for(lambda: updates[-1]["parts"]["recordings"]["rows"], what="the stored session")
     [(stem, html)] = updates[-1]["parts"]["recordings"]["rows"]
@@ -251,6 +253,7 @@ def test_the_session_cookie_is_httponly_and_samesite_strict(rx):
 def test_every_response_carries_the_content_security_policy(rx):
     web = Http(rx.web_port)
     for path in ("/", "/static/page.js", "/static/page.css", "/static/nosuch.js", "/nosuch", "/events"):
+        # (/events with a session is a stream that never ends: asked for without one)
         headers = web.get(path)[1] if path != "/events" else Http(rx.web_port).get(path)[1]
         assert headers["Content-Security-Policy"] == server.CSP, path
         assert headers["X-Content-Type-Options"] == "nosniff" and headers["X-Frame-Options"] == "DENY"
@@ -380,7 +383,7 @@ def test_log_in_attempts_in_all_are_rate_limited_too(locked, monkeypatch):
     page = locked.receiver.web
     monkeypatch.setattr(server, "LOGIN_FAILURES_IN_ALL", 3)
     for address in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
-        locked.call(page._failures.append, (__import__("time").monotonic(), address))
+        locked.call(page._failures.append, (time.monotonic(), address))
     assert Http(locked.web_port).login()[0] == 429
 
 
@@ -434,3 +437,15 @@ def test_a_password_file_damaged_while_running_keeps_the_page_locked(locked):
     assert web.get("/")[0] == 303
     assert web.login()[0] == 401 and server.COOKIE not in web.cookies
     assert any(line.startswith("receiver web password_unusable") for line in locked.log)
+
+
+def test_a_taken_web_port_is_one_line_and_nothing_keeps_listening(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "host_tools", "receive", "--listen", "127.0.0.1:0", "--web",
+                               f"127.0.0.1:{port}", "--state", str(tmp_path / "st"), "--recordings",
+                               str(tmp_path / "rec")], cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert f"--web 127.0.0.1:{port}: " in proc.stderr and "choose another port, or --no-web" in proc.stderr

@@ -102,7 +102,7 @@ class WebPage:
             self._runner = None
             raise CommandError(f"--web {self.host}:{self.port}: {e.strerror or e}; "
                                "choose another port, or --no-web") from None
-        self.port = site._server.sockets[0].getsockname()[1]
+        self.port = self._runner.addresses[0][1]
         self._poller = asyncio.create_task(self._poll())
 
     def say_listening(self):
