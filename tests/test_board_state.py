@@ -25,6 +25,7 @@ def _run(rx, tmp_path, capsys, seconds, *args):
     wav = make_wav(tmp_path / "room.wav", seconds)
     run = sim(tmp_path, capsys, "--receiver", f"127.0.0.1:{rx.port}", "--pairing", rx.bundle, *args, wav=wav)
     assert run.code == 0, run.err
+    assert rx.wait_idle(5)  # the receiver has handled all the board sent
     assert audit(run.events) == []
     return run
 
