@@ -459,7 +459,7 @@ def bench_scale(tmp, n=SCALE_BOARDS):
     bundles = [registry.pair(f"board{i:02d}") for i in range(n)]
     port = _free_port()
     receiver = subprocess.Popen([sys.executable, "-m", "host_tools", "receive", "--listen", f"127.0.0.1:{port}",
-                                 "--recordings", str(rec), "--state", str(state), "--no-verify"],
+                                 "--recordings", str(rec), "--state", str(state), "--no-verify", "--no-web"],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert "listening" in receiver.stdout.readline()

@@ -14,6 +14,7 @@ COMMANDS = {
     "pair": ("host_tools.pairing", "pair a board with this receiver: make its keys and certificates", "pair"),
     "unpair": ("host_tools.pairing", "revoke a paired board: the receiver refuses it from now on", "unpair"),
     "recordings": ("host_tools.recordings", "list, play, export, delete or purge stored sessions"),
+    "web-password": ("host_tools.web.password", "set the password of the receiver's web page (scrypt hash)"),
     "monitor": ("host_tools.monitor", "show a board's serial console with a live status line"),
     "flash": ("host_tools.flash", "put MicroPython on a board (esptool): erase, write, verify"),
     "deploy": ("host_tools.deploy", "put earshot and its settings on a board that runs MicroPython"),

@@ -7,9 +7,14 @@
 # while it arrives and becomes a .wav only at audio-stop, so a session that does not
 # end cleanly (connection lost, protocol error, receiver stopped) leaves nothing behind.
 #
-# Device -> receiver: hello (first), ping (answered with pong), audio-start,
-# audio-chunk (s16le PCM payload), audio-stop. Anything that breaks the framing closes
-# that one connection; the server keeps serving the others.
+# Device -> receiver: hello (first, with the board's state: idle or muted), ping
+# (answered with pong), state (the board was muted or unmuted), audio-start, audio-chunk
+# (s16le PCM payload), audio-stop. Anything that breaks the framing closes that one
+# connection; the server keeps serving the others.
+#
+# What the receiver knows of each board (online since when, its state, the session that
+# streams) is in Receiver.boards, for the web page (host_tools/web/), which shares this
+# event loop (`--web`, on by default on loopback).
 #
 # asyncio is imported inside functions: it costs ~80 ms, and every `earshot` command
 # imports this module to build its parser.
@@ -31,6 +36,8 @@ from host_tools.private import make_private_dir, open_private
 from host_tools.recordings import SESSION_LOG  # the metadata of every session saved, rejected, deleted
 
 DEFAULT_LISTEN = "127.0.0.1:10700"
+DEFAULT_WEB = "127.0.0.1:10780"
+BOARD_STATES = ("idle", "muted")  # what a board reports; streaming is its session, offline no link
 MAX_HEADER = 8 * 1024  # bytes in the header line, not counting its newline
 MAX_DATA = 8 * 1024
 MAX_PAYLOAD = 64 * 1024
@@ -73,6 +80,10 @@ def add_arguments(parser):
                         help="delete stored sessions older than this, hourly (default %(default)g)")
     parser.add_argument("--verify-cutoff", type=_probability, default=None, metavar="P",
                         help="mean microWakeWord probability a session must reach (default 0.5)")
+    parser.add_argument("--web", default=DEFAULT_WEB, metavar="HOST:PORT",
+                        help="serve the web page here (default %(default)s; any address but loopback needs "
+                             "`earshot web-password` first)")
+    parser.add_argument("--no-web", dest="web", action="store_const", const=None, help="serve no web page")
 
 
 def run(args):
@@ -80,7 +91,7 @@ def run(args):
 
     receiver = Receiver(args.listen, args.recordings, log=functools.partial(print, flush=True), state=args.state,
                         verify=args.verify, verify_cutoff=args.verify_cutoff, keep_days=args.keep_days,
-                        wyoming=args.wyoming, store=args.store)
+                        wyoming=args.wyoming, store=args.store, web=args.web)
     try:
         asyncio.run(_serve_until_signal(receiver))
     except KeyboardInterrupt:
@@ -121,27 +132,49 @@ _days = _number(lambda d: d > 0, "a positive number of days")
 _probability = _number(lambda p: 0 < p < 1, "a probability between 0 and 1")
 
 
-def parse_listen(value):
+def parse_listen(value, option="--listen", port=10700):
     """"HOST:PORT" (IPv6 as "[::1]:PORT") -> (host, port), or CommandError."""
     m = _LISTEN.fullmatch(value)
     if not m or int(m[2]) > 65535:
-        raise CommandError(f"--listen {value!r} is not HOST:PORT; use e.g. 127.0.0.1:10700, "
-                           "or 0.0.0.0:10700 to accept boards on the whole network")
+        raise CommandError(f"{option} {value!r} is not HOST:PORT; use e.g. 127.0.0.1:{port}, "
+                           f"or 0.0.0.0:{port} to accept the whole network")
     return m[1].strip("[]"), int(m[2])
 
 
 # --- the server -----------------------------------------------------------------------
 
 
+class Board:
+    """What the receiver knows of one board: online or not since when, the state it last
+    reported (idle or muted; None if its firmware does not say), the session it streams."""
+
+    def __init__(self, name, since):
+        self.name = name
+        self.online = False
+        self.since = since  # when it came online or went offline (or the receiver started)
+        self.reported = None
+        self.firmware = None
+        self.session = None  # {"session", "trigger", "start"} while a session is open
+        self.connection = None  # the _Connection that speaks for it
+
+    @property
+    def state(self):
+        # What its ring shows, as far as the receiver can tell.
+        if not self.online:
+            return "offline"
+        return "streaming" if self.session is not None else self.reported or "idle"
+
+
 class Receiver:
     """The asyncio server; from a running loop: await start(), await stop().
 
     sessions: metadata dicts of finished sessions, in order. open_sessions: how many are
-    in progress. on_change() is called on the loop after either changes.
+    in progress. boards: name -> Board. on_change() and every watch()er are called on the
+    loop after any of them or the session log changes.
     """
 
     def __init__(self, listen=DEFAULT_LISTEN, recordings="recordings", log=print, on_change=None, state=None,
-                 verify=True, verify_cutoff=None, keep_days=DEFAULT_KEEP_DAYS, wyoming=None, store=True):
+                 verify=True, verify_cutoff=None, keep_days=DEFAULT_KEEP_DAYS, wyoming=None, store=True, web=None):
         from host_tools.pairing import Registry
         from host_tools.verify import DEFAULT_CUTOFF
 
@@ -159,14 +192,31 @@ class Receiver:
         self.log = log
         self.sessions = []
         self.open_sessions = 0
-        self._on_change = on_change or (lambda: None)
+        self.boards = {}
+        self.started = _now()
+        self._watchers = [on_change] if on_change else []
         self._server = None
         self._stopping = False
         self._tasks = {}  # connection task -> its writer
+        self._connections = {}  # connection task -> its _Connection
+        self.web = None
+        if web is not None:
+            from host_tools.web.server import WebPage
+
+            self.web = WebPage(self, web)
+
+    def watch(self, callback):
+        self._watchers.append(callback)
+
+    def _on_change(self):
+        for callback in self._watchers:
+            callback()
 
     async def start(self):
         import asyncio
 
+        if self.web is not None:
+            self.web.check()  # a missing password is refused before anything listens
         self._tls = self.registry.server_context(
             on_refused=lambda why: self.log(_line("refused", reason=f"TLS handshake failed: {why}")))
         make_private_dir(self.directory, "--recordings")
@@ -179,6 +229,12 @@ class Receiver:
             raise CommandError(_bind_error(self.host, self.port, e)) from None
         self.port = self._server.sockets[0].getsockname()[1]
         self._expiry = asyncio.create_task(self._expire())
+        if self.web is not None:
+            try:
+                await self.web.start()
+            except CommandError:
+                await self.stop()
+                raise
         if self.wyoming and self.hub is None:
             from host_tools.wyoming_satellite import Hub
 
@@ -189,6 +245,8 @@ class Receiver:
                 raise CommandError(f"--wyoming {self.wyoming}: {e.strerror or e}; choose another port") from None
         self.log(_line("listening", on=f"{self.host}:{self.port}", recordings=self.directory.resolve(),
                        paired=len(self.registry.devices()), state=self.registry.state))
+        if self.web is not None:
+            self.web.say_listening()
         if not self.store and not self.wyoming:
             self.log(_line("pass_through", warning="no --wyoming: sessions are received and dropped"))
         if not self.registry.devices():
@@ -212,6 +270,8 @@ class Receiver:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._server.wait_closed()
         self._server = None
+        if self.web is not None:
+            await self.web.stop()
         if self.hub is not None:
             await self.hub.stop()
             self.hub = None
@@ -225,13 +285,14 @@ class Receiver:
         task = asyncio.current_task()
         self._tasks[task] = writer
         try:
-            connection = _Connection(self, writer)
+            connection = self._connections[task] = _Connection(self, writer)
             if connection.authenticate():
                 await connection.serve(reader)
         except asyncio.CancelledError:
             pass  # stop() did it; Python 3.11's streams would log a cancelled handler as an error
         finally:
             self._tasks.pop(task, None)
+            self._connections.pop(task, None)
             self._on_change()
 
     def wake_check(self, trigger, data, log):
@@ -255,6 +316,7 @@ class Receiver:
         from host_tools import recordings
 
         recordings.note(self.directory, meta)
+        self._on_change()
 
     async def _expire(self):
         # Retention: sessions older than keep_days go, at start and then every hour.
@@ -272,17 +334,59 @@ class Receiver:
     def connections(self):
         return len(self._tasks)
 
-    def session_opened(self):
+    def session_opened(self, connection):
         self.open_sessions += 1
+        board = self._board_of(connection)
+        if board is not None:
+            rec = connection.recording
+            board.session = {"session": rec.session, "trigger": rec.trigger,
+                             "start": rec.started.isoformat(timespec="milliseconds")}
         self._on_change()
 
-    def session_closed(self, meta=None):
+    def session_closed(self, connection, meta=None):
         # Appends before the count drops, so a waiter that sees no open session also
         # sees the finished one.
         if meta is not None:
             self.sessions.append(meta)
         self.open_sessions -= 1
+        board = self._board_of(connection)
+        if board is not None:
+            board.session = None
         self._on_change()
+
+    # --- what the web page shows of each board
+
+    def board_online(self, connection, firmware, reported):
+        board = self.boards.get(connection.device) or self.boards.setdefault(
+            connection.device, Board(connection.device, self.started))
+        if not board.online:
+            board.online, board.since = True, _now()
+        board.connection, board.firmware, board.reported, board.session = connection, firmware, reported, None
+        self._on_change()
+
+    def board_reported(self, connection, state):
+        board = self._board_of(connection)
+        if board is not None and board.reported != state:
+            board.reported = state
+            self._on_change()
+
+    def board_gone(self, connection):
+        # Only the connection that speaks for a board takes it offline: an old one that
+        # times out after the board reconnected does not.
+        board = self._board_of(connection)
+        if board is not None:
+            board.online, board.since, board.connection, board.session = False, _now(), None, None
+            self._on_change()
+
+    def _board_of(self, connection):
+        board = self.boards.get(connection.device)
+        return board if board is not None and board.connection is connection else None
+
+    def disconnect(self, device):
+        """Cuts every connection of this board at once (it was unpaired)."""
+        for connection in list(self._connections.values()):
+            if connection.device_cert == device:
+                connection.writer.transport.abort()
 
 
 class ReceiverThread:
@@ -294,6 +398,7 @@ class ReceiverThread:
         self._receiver = Receiver(listen, recordings, log, on_change=self._notify, **options)
         self.sessions = self._receiver.sessions
         self.port = None
+        self.web_port = None  # with web=HOST:PORT: where the page is served
         self._loop = self._thread = None
 
     def start(self):
@@ -310,6 +415,8 @@ class ReceiverThread:
             self._halt()
             raise
         self.port = self._receiver.port
+        if self._receiver.web is not None:
+            self.web_port = self._receiver.web.port
         return self
 
     def stop(self):
@@ -331,6 +438,17 @@ class ReceiverThread:
     def pause(self):
         """Stops listening and drops every connection, as if the receiver went away."""
         self._call(self._receiver.stop())
+
+    def call(self, function, *args):
+        """function(*args) on the receiver's loop (its state is the loop's alone); its result."""
+        async def run():
+            return function(*args)
+
+        return self._call(run())
+
+    @property
+    def receiver(self):
+        return self._receiver
 
     def resume(self):
         """Listens again on the same port."""
@@ -377,6 +495,7 @@ class _Connection:
         host, port = writer.get_extra_info("peername")[:2]
         self.peer = f"{host}:{port}"
         self.device = None
+        self.device_cert = None  # the paired name its certificate carries, once authenticated
         self.recording = None
         self.check = None  # the wake-word verifier of the open session, until it decides
         self.phrase = None
@@ -418,6 +537,8 @@ class _Connection:
         finally:
             self.discard(reason)
             self.writer.close()
+            if self.device is not None:
+                self.rx.board_gone(self)
             self.log("closed", reason=reason)
 
     async def handle(self, kind, data, payload):
@@ -432,6 +553,13 @@ class _Connection:
             self.chunk(data, payload)
         elif kind == "audio-stop":
             self.stop(data)
+        elif kind == "state":
+            state = data.get("state")
+            if state in BOARD_STATES:
+                self.rx.board_reported(self, state)
+                self.log("state", state=state)
+            else:
+                self.log("ignored", type="state", state=_clip(state))
         elif kind == "hello":
             raise ProtocolError("second hello on one connection")
         else:
@@ -449,7 +577,9 @@ class _Connection:
         if device != self.device_cert:
             raise ProtocolError(f"hello names {device} but the certificate is {self.device_cert}'s")
         self.device = device
-        self.log("hello", firmware=_clip(firmware))
+        state = data.get("state")
+        self.rx.board_online(self, _clip(firmware), state if state in BOARD_STATES else None)
+        self.log("hello", firmware=_clip(firmware), state=_clip(state))
 
     def start(self, data):
         fmt = _format(data)
@@ -468,7 +598,7 @@ class _Connection:
         self.recording = Recording(self.rx.directory, self.device, fmt[0], session, trigger,
                                    timestamp, held=self.check is not None, store=self.rx.store)
         self.phrase = data.get("phrase")
-        self.rx.session_opened()
+        self.rx.session_opened(self)
         if self.check is None:
             self.forward_start(b"")
         if trigger == "wake" and self.check is None:  # the board hears at once that none will come
@@ -506,9 +636,10 @@ class _Connection:
             return
         self.recording, self.rejected = None, rec.session
         rec.discard()
-        self.rx.session_closed()
+        self.rx.session_closed(self)
         self.rx.note({"event": "rejected", "device": self.device, "session": rec.session,
                       "start": rec.started.isoformat(timespec="milliseconds"), "trigger": rec.trigger,
+                      "sent_s": round(rec.samples / rec.format[0], 3),
                       "verify_score": round(check.score, 3), "verify_cutoff": check.cutoff})
         self.log("session rejected", session=rec.session, score=f"{check.score:.3f}", cutoff=check.cutoff,
                  kept="nothing")
@@ -530,7 +661,7 @@ class _Connection:
         self.recording = None
         if self.rx.hub is not None:
             self.rx.hub.session_stop(meta["duration_s"] * 1000)
-        self.rx.session_closed(meta)
+        self.rx.session_closed(self, meta)
         event = "saved" if rec.store else "passed_through"
         self.rx.note({"event": event, **meta})
         self.log(f"session {event}", session=rec.session, file=meta["wav"],
@@ -560,7 +691,11 @@ class _Connection:
         if self.rx.hub is not None and not rec.is_held():
             self.rx.hub.session_stop(rec.samples * 1000 // rec.format[0])
         rec.discard()
-        self.rx.session_closed()
+        self.rx.session_closed(self)
+        # Audio left the board even though nothing is kept: the session log says so.
+        self.rx.note({"event": "discarded", "device": self.device, "session": rec.session,
+                      "start": rec.started.isoformat(timespec="milliseconds"), "trigger": rec.trigger,
+                      "sent_s": round(rec.samples / rec.format[0], 3), "reason": reason})
         self.log("session discarded", session=rec.session, reason=reason)
 
     def log(self, event, **fields):

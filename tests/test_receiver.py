@@ -413,7 +413,8 @@ def test_port_in_use_is_one_line_and_exit_1(capsys, tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_cli_serves_until_signalled_and_exits_0(tmp_path, sig):
     proc = subprocess.Popen([sys.executable, "-m", "host_tools", "receive", "--listen", "127.0.0.1:0",
-                             "--recordings", str(tmp_path / "rec"), "--state", str(STATE), "--no-verify"],
+                             "--recordings", str(tmp_path / "rec"), "--state", str(STATE), "--no-verify",
+                             "--web", "127.0.0.1:0"],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         listening = proc.stdout.readline()

@@ -68,6 +68,7 @@ class App:
         self.state = new
         self._ring.show(_RING[new])  # before anything is sent: lit before sent (P2)
         _log.info("state", "old=" + _NAMES[old] + " new=" + _NAMES[new] + " why=" + why)
+        self._link.report(_NAMES[new])  # the receiver's web page shows it
 
     # Events -----------------------------------------------------------------------------
 

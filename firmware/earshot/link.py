@@ -2,6 +2,13 @@
 # events (a JSON header line, optional payload). It says hello, sends heartbeats,
 # notices a dead receiver and reconnects with backoff that keeps an idle board within
 # DESIGN.md P1 (a few hundred bytes per 10 minutes). Audio goes out through Session.
+#
+# It also tells the receiver whether the board is muted, which only the board knows:
+# in the hello, and as a `state` event ({"state": "muted"} or "idle") when that changes
+# while linked. Streaming the receiver sees from the session's own events, offline as
+# the link's absence. State events are dark-ring traffic (P1), so they are rate-limited:
+# a burst of _REPORT_BURST, then one per _REPORT_EVERY_MS; a change in between waits
+# and is coalesced with the next, so the receiver hears the latest state, not each flap.
 import asyncio
 import errno
 import json
@@ -21,6 +28,9 @@ _BACKOFF_MAX_MS = const(60000)
 _HEALTHY_MS = const(60000)  # backoff resets only once a link has stayed up this long
 _MAX_LINE = const(1024)  # the receiver's events are far shorter
 _READ_CHUNK = const(256)
+_REPORT_EVERY_MS = const(60000)
+_REPORT_BURST = const(3)  # 3 + 10 state events (about 75 B each) in any 10 min
+_REPORT_CREDIT_MS = const(180000)  # _REPORT_BURST * _REPORT_EVERY_MS
 
 _log = Logger("link")
 
@@ -101,7 +111,8 @@ class Link:
         self._open = open_connection
         self._host = host
         self._port = port
-        self._hello = event("hello", {"device": device, "firmware": firmware})
+        self._device = device
+        self._firmware = firmware
         self._on_change = on_change  # called with True/False when the link comes or goes
         self._on_reject = on_reject  # called with the session number the receiver rejected
         self.up = False
@@ -109,6 +120,12 @@ class Link:
         self._serving = None  # the task serving the current connection
         self._dropped = False
         self._backoff = _BACKOFF_MIN_MS
+        self._muted = False  # what report() last heard
+        self._streaming = False
+        self._sent = False  # what this connection's receiver last heard
+        self._changed = asyncio.Event()
+        self._credit = _REPORT_CREDIT_MS  # state-event allowance, in ms of _REPORT_EVERY_MS
+        self._credit_at = time.ticks_ms()
 
     async def run(self):
         if not self._host or self._open is None:  # no receiver set, or not paired (main said why)
@@ -140,8 +157,17 @@ class Link:
         stream, self._writer = await asyncio.wait_for_ms(
             self._open(self._host, self._port), _CONNECT_TIMEOUT_MS)
         reader = LineReader(stream)
-        await self.send(self._hello)
+        self._sent = self._muted
+        await self.send(event("hello", {"device": self._device, "firmware": self._firmware,
+                                        "state": _state_name(self._sent)}))
         self._set_up(True)
+        reporter = asyncio.create_task(self._report())
+        try:
+            await self._receive(reader)
+        finally:
+            reporter.cancel()
+
+    async def _receive(self, reader):
         waiting_pong = False
         while True:
             try:
@@ -165,6 +191,43 @@ class Link:
                     self._on_reject(data.get("session"))
             else:
                 _log.info("event", "type=" + value(kind))
+
+    def report(self, state):
+        # Every state change of the app (its _set_state), by name.
+        self._muted = state == "muted"
+        self._streaming = state == "streaming"
+        self._changed.set()
+
+    async def _report(self):
+        # Sends a state event when the receiver's view is out of date, within the allowance.
+        # Never while a session streams (its writes must not interleave with ours; it ends
+        # with a state change that wakes us) nor on a dropped connection.
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            if self._muted == self._sent or self._streaming or self._dropped:
+                continue
+            wait = _REPORT_EVERY_MS - self._refill()
+            if wait > 0:
+                await asyncio.sleep_ms(wait)
+                self._changed.set()  # look again: the state may have changed meanwhile
+                continue
+            self._credit -= _REPORT_EVERY_MS
+            self._sent = self._muted
+            try:
+                await self.send(event("state", {"state": _state_name(self._sent)}))
+            except OSError:
+                return  # the connection is broken: the receiving side notices and reconnects
+
+    def _refill(self):
+        # The allowance grows with time, up to a burst; returns it.
+        now = time.ticks_ms()
+        elapsed = time.ticks_diff(now, self._credit_at)
+        self._credit_at = now
+        if elapsed < 0:  # ticks wrapped past half their period (days of quiet): full
+            elapsed = _REPORT_CREDIT_MS
+        self._credit = min(_REPORT_CREDIT_MS, self._credit + elapsed)
+        return self._credit
 
     async def send(self, data):
         # Raises OSError if the link is down or the write fails.
@@ -214,6 +277,10 @@ class Link:
 
 def _ignore(up):
     pass
+
+
+def _state_name(muted):
+    return "muted" if muted else "idle"
 
 
 # mbedTLS codes a failing TLS link reports, in words

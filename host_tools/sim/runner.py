@@ -41,6 +41,9 @@ def add_arguments(p):
                    help="install these credentials (`earshot pair` made them) on the board; 'none' leaves it "
                         "unpaired (default: pair with the built-in receiver)")
     p.add_argument("--recordings", default="recordings", help="where the built-in receiver stores sessions")
+    p.add_argument("--web", metavar="HOST:PORT",
+                   help="the built-in receiver serves its web page here (e.g. 127.0.0.1:10780; with --realtime "
+                        "to watch the board live)")
     p.add_argument("--verify", action=argparse_bool(), default=True,
                    help="the built-in receiver checks each wake session's phrase with microWakeWord (default: on)")
     p.add_argument("--verify-cutoff", type=verify_cutoff, metavar="P",
@@ -231,11 +234,17 @@ def _pairing(args, state):
 
 def _start_receiver(args, state):
     if args.receiver:
+        if args.web:
+            raise CommandError("--web is the built-in receiver's page: with --receiver, open that receiver's")
         return None
     from host_tools.receiver import ReceiverThread
 
-    return ReceiverThread(listen="127.0.0.1:0", recordings=args.recordings, log=lambda *a: None,
-                          state=state, verify=args.verify, verify_cutoff=args.verify_cutoff).start()
+    receiver = ReceiverThread(listen="127.0.0.1:0", recordings=args.recordings, log=lambda *a: None,
+                              state=state, verify=args.verify, verify_cutoff=args.verify_cutoff, web=args.web).start()
+    if args.web:
+        print(f"earshot sim: the receiver's page is at http://{args.web.rsplit(':', 1)[0]}:{receiver.web_port}/",
+              flush=True)
+    return receiver
 
 
 def _presses(short, held):
