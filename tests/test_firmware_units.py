@@ -1,6 +1,7 @@
 # Firmware modules under the MicroPython interpreter: the audio path, its allocation-free
 # steady state, the button, end of speech, settings and the Wyoming chunk framing.
 import json
+import socket
 
 import numpy as np
 import pytest
@@ -315,6 +316,7 @@ class SlowLink:
     def __init__(self):
         self.stamps = []
         self.stall = True
+        self.sending = asyncio.Lock()
     def write(self, data):
         head = bytes(data[:data.index(b"\\n")])
         ev = json.loads(head)
@@ -352,6 +354,71 @@ asyncio.run(main())
     assert stamps == sorted(set(stamps))  # in order, nothing twice
     assert len(stamps) + dropped == 60  # every frame either sent or counted as dropped
     assert stamps[-1] == 59 * 20
+
+
+def test_a_ping_during_a_session_backlog_waits_its_turn(mpy):
+    # A real socket with small buffers and a slow reader, as lwIP's send buffer on the
+    # board: the session's pre-roll is still draining when the heartbeat sends its pings.
+    # Every event arrives whole and the session ends (overlapping drains once hung it).
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = mpy("""
+import asyncio, json
+from earshot.mic import FrameRing
+from earshot.link import ChunkBuffer, Session, Link, event
+
+SO_SNDBUF, SO_RCVBUF, SOL_SOCKET = 7, 8, 1
+ring = FrameRing(50)
+ring.written = 50  # a second of pre-roll waiting to go
+got = []
+done = asyncio.Event()
+
+async def slow_reader(r, w):
+    r.s.setsockopt(SOL_SOCKET, SO_RCVBUF, 2048)
+    while True:
+        await asyncio.sleep_ms(10)
+        data = await r.read(1024)
+        if not data:
+            break
+        got.append(data)
+    done.set()
+
+def kinds(data):
+    out, i = [], 0
+    while i < len(data):
+        j = data.index(b"\\n", i)
+        ev = json.loads(data[i:j])
+        out.append(ev["type"])
+        i = j + 1 + ev.get("payload_length", 0)
+    return out
+
+async def main():
+    await asyncio.start_server(slow_reader, "127.0.0.1", PORT)
+    link = Link(None, "receiver", PORT, "dev", "fw", lambda up: None, lambda n: None)
+    _, link._writer = await asyncio.open_connection("127.0.0.1", PORT)
+    link._writer.s.setsockopt(SOL_SOCKET, SO_SNDBUF, 4096)
+    end = [-1]
+    async def heartbeat():
+        for _ in range(5):
+            await asyncio.sleep_ms(1)
+            await link.send(event("ping"))
+        end[0] = ring.written
+    pings = asyncio.create_task(heartbeat())
+    session = Session(link, ring, ChunkBuffer()).stream(0, "button", lambda: end[0], {"preroll_ms": 1000})
+    result = await asyncio.wait_for_ms(session, 5000)
+    await pings
+    await link._writer.wait_closed()  # (close() alone closes nothing in MicroPython)
+    await asyncio.wait_for_ms(done.wait(), 5000)
+    print(json.dumps({"result": result, "kinds": kinds(b"".join(got))}))
+
+asyncio.run(main())
+""".replace("PORT", str(port)))
+    [report] = json_lines(out)
+    kinds = report["kinds"]
+    assert report["result"] == [50, 1]  # frame 0 was already overwritten: counted, not sent
+    assert kinds.count("ping") == 5 and kinds.count("audio-chunk") == 49
+    assert kinds[0] == "audio-start" and kinds[-1] == "audio-stop"
 
 
 def test_a_receiver_line_is_refused_as_soon_as_it_outgrows_the_limit(mpy):

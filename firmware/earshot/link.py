@@ -124,6 +124,10 @@ class Link:
         self._streaming = False
         self._sent = False  # what this connection's receiver last heard
         self._changed = asyncio.Event()
+        # One writer at a time (send(), a session's batch): asyncio's stream has one out
+        # buffer and one write waiter, so a ping sent while a session's backlog drains
+        # would lose bytes or leave a task waiting for ever.
+        self.sending = asyncio.Lock()
         self._credit = _REPORT_CREDIT_MS  # state-event allowance, in ms of _REPORT_EVERY_MS
         self._credit_at = time.ticks_ms()
 
@@ -231,8 +235,9 @@ class Link:
 
     async def send(self, data):
         # Raises OSError if the link is down or the write fails.
-        self.write(data)
-        await self.flush()
+        async with self.sending:
+            self.write(data)
+            await self.flush()
 
     def write(self, data):
         # Queues data (copied if the socket cannot take it at once); flush() sends it.
@@ -332,9 +337,10 @@ class Session:
             # Everything captured so far in one go (the pre-roll at the start), so the
             # stream catches up with the mic instead of trailing it by the backlog.
             last = ring.written if end < 0 else min(end, ring.written)
-            while k < last:
-                link.write(self._chunk.fill((k - first) * FRAME_MS, ring, k))
-                k += 1
-            await link.flush()
+            async with link.sending:
+                while k < last:
+                    link.write(self._chunk.fill((k - first) * FRAME_MS, ring, k))
+                    k += 1
+                await link.flush()
         await link.send(event("audio-stop", {"timestamp": (k - first) * FRAME_MS, "dropped": dropped}))
         return k - first, dropped
