@@ -111,7 +111,7 @@ async def _serve_until_signal(receiver):
         await stop.wait()
     finally:
         await receiver.stop()
-    receiver.log(_line("stopped"))
+    receiver.say("stopped")
 
 
 def _number(ok, what):
@@ -203,7 +203,11 @@ class Receiver:
         if web is not None:
             from host_tools.web.server import WebPage
 
-            self.web = WebPage(self, web)
+            self.web = WebPage(self, *parse_listen(web, "--web", 10780))
+
+    def say(self, event, **fields):
+        """One line of the receiver's log: `receiver EVENT key=value ...`."""
+        self.log(_line(event, **fields))
 
     def watch(self, callback):
         self._watchers.append(callback)
@@ -218,7 +222,7 @@ class Receiver:
         if self.web is not None:
             self.web.check()  # a missing password is refused before anything listens
         self._tls = self.registry.server_context(
-            on_refused=lambda why: self.log(_line("refused", reason=f"TLS handshake failed: {why}")))
+            on_refused=lambda why: self.say("refused", reason=f"TLS handshake failed: {why}"))
         make_private_dir(self.directory, "--recordings")
         self._stopping = False
         try:
@@ -243,14 +247,14 @@ class Receiver:
                 await self.hub.start()
             except OSError as e:
                 raise CommandError(f"--wyoming {self.wyoming}: {e.strerror or e}; choose another port") from None
-        self.log(_line("listening", on=f"{self.host}:{self.port}", recordings=self.directory.resolve(),
-                       paired=len(self.registry.devices()), state=self.registry.state))
+        self.say("listening", on=f"{self.host}:{self.port}", recordings=self.directory.resolve(),
+                 paired=len(self.registry.devices()), state=self.registry.state)
         if self.web is not None:
             self.web.say_listening()
         if not self.store and not self.wyoming:
-            self.log(_line("pass_through", warning="no --wyoming: sessions are received and dropped"))
+            self.say("pass_through", warning="no --wyoming: sessions are received and dropped")
         if not self.registry.devices():
-            self.log(_line("no_paired_boards", action="earshot pair NAME, then install its credentials on the board"))
+            self.say("no_paired_boards", action="earshot pair NAME, then install its credentials on the board")
 
     async def stop(self):
         # Connections are cancelled, which discards their open sessions.
@@ -327,7 +331,7 @@ class Receiver:
         while True:
             gone = recordings.purge(self.directory, self.keep_days)
             if gone:
-                self.log(_line("expired", sessions=len(gone), keep_days=self.keep_days))
+                self.say("expired", sessions=len(gone), keep_days=self.keep_days)
             await asyncio.sleep(3600)
 
     @property
@@ -701,7 +705,7 @@ class _Connection:
     def log(self, event, **fields):
         if self.device is not None:
             fields = {"device": self.device, **fields}
-        self.rx.log(_line(event, **fields, peer=self.peer))
+        self.rx.say(event, **fields, peer=self.peer)
 
 
 def _format(data):

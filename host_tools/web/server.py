@@ -56,11 +56,9 @@ HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", 
 class WebPage:
     """The page of one Receiver; from its loop: check(), await start(), await stop()."""
 
-    def __init__(self, receiver, listen):
-        from host_tools.receiver import parse_listen
-
+    def __init__(self, receiver, host, port):
         self.rx = receiver
-        self.host, self.port = parse_listen(listen, "--web", 10780)
+        self.host, self.port = host, port
         self.loopback = is_loopback(self.host)
         self.history = SessionLog(receiver.directory)
         self._sessions = {}  # cookie value -> _Session
@@ -110,9 +108,7 @@ class WebPage:
                   login="password" if self._password() is not None else "none")
 
     def _say(self, event, **fields):
-        from host_tools.receiver import _line
-
-        self.rx.log(_line(f"web {event}", **fields))
+        self.rx.say(f"web {event}", **fields)
 
     async def stop(self):
         if self._runner is None:
