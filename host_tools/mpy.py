@@ -8,6 +8,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from host_tools.atomic import write_atomically
 from host_tools.errors import CommandError
 
 ARCHS = [None, "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp", "xtensa",
@@ -43,7 +44,6 @@ def cached_module(src, arch):
     path = base / f"{Path(src).stem}-{key}.mpy"
     if not path.is_file():
         base.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.part")
-        tmp.write_bytes(compile_module(Path(src), arch))
-        os.replace(tmp, path)
+        data = compile_module(Path(src), arch)
+        write_atomically(path, lambda tmp: Path(tmp).write_bytes(data))
     return path.read_bytes()

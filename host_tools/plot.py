@@ -7,10 +7,10 @@
 import math
 import os
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
 
+from host_tools.atomic import write_atomically
 from host_tools.errors import CommandError
 from host_tools.trace import read_trace, ring_states
 
@@ -56,15 +56,8 @@ def _check_output(out):
 def _save(fig, out):
     # Write next to the target and rename, so a failure leaves nothing half-written.
     try:
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+        write_atomically(out, lambda tmp: fig.savefig(tmp, format="png"))
     except OSError as e:
-        raise CommandError(f"{out}: cannot write ({e.strerror}); choose another -o") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png")
-        os.replace(tmp, out)
-    except OSError as e:
-        os.unlink(tmp)
         raise CommandError(f"{out}: cannot write ({e.strerror}); choose another -o") from None
 
 

@@ -35,13 +35,12 @@
 import hashlib
 import json
 import math
-import os
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from host_tools.atomic import write_atomically
 from host_tools.errors import CommandError
 
 MAGIC = b"EWN2"
@@ -926,23 +925,10 @@ def convert(tflite_path, manifest_path, out_path, sensitivities=None):
     rename). sensitivities: {"low"|"high"|"default": {"cutoff": 0..255, "fa_per_hour": x,
     "frr": y}}; missing ones are the model's own cutoff, unmeasured. Returns the metadata."""
     out, meta = build(tflite_path, manifest_path, sensitivities)
-    out_path = Path(out_path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=out_path.name + ".", dir=out_path.parent or ".")
+        write_atomically(out_path, lambda tmp: Path(tmp).write_bytes(out))
     except OSError as e:
         raise ConvertError(f"cannot write {out_path} ({e.strerror or e})")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(out)
-        os.replace(tmp, out_path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise ConvertError(f"cannot write {out_path} ({e.strerror or e})")
-        raise
     return meta
 
 

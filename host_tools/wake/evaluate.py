@@ -10,14 +10,13 @@
 # FA/h divides by the stream's length. Each positive clip runs from a fresh state; the
 # stream runs as one long recording.
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from host_tools.atomic import write_atomically
 from host_tools.wake import decision
 
 RATE = 16000
@@ -232,7 +231,7 @@ def draw_det(curves, points, path, title):
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    _atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
+    write_atomically(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)
 
 
@@ -285,21 +284,8 @@ def _pct(x):
     return "-" if x is None else f"{100 * x:.1f} %"
 
 
-def _atomic(path, write):
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # a report, not a recording: readable like any file the user writes
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_text(path, text):
-    _atomic(path, lambda tmp: Path(tmp).write_text(text))
+    write_atomically(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def _log(msg):
